@@ -1,0 +1,51 @@
+"""Exceptions nnrun raises on purpose.
+
+Everything a user can cause by what they wrote (a file, a flag, a plugin) is an `NnrunError`; the CLI
+prints its message as one paragraph and exits with status 2 instead of showing a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class NnrunError(Exception):
+    """A problem with the user's input; its message is meant to be read, not debugged."""
+
+
+class ConfigError(NnrunError, ValueError):
+    """An experiment file, override or hyperparameter that cannot be used as written."""
+
+
+class UnknownComponentError(NnrunError, KeyError):
+    """A component name that no loaded plugin registered."""
+
+    def __init__(self, kind: str, name: str, available: Iterable[str]):
+        self.kind, self.name, self.available = kind, name, sorted(available)
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        singular = self.kind[:-1] if self.kind.endswith("s") else self.kind
+        return (
+            f"unknown {singular} {self.name!r}"
+            + suggest(self.name, self.available)
+            + f"; available {self.kind}: {', '.join(self.available) or '(none)'}"
+        )
+
+    def __str__(self) -> str:  # KeyError would otherwise print the repr of the message
+        return self.args[0]
+
+
+class DuplicateComponentError(NnrunError):
+    """Two plugins registered the same name under the same kind."""
+
+
+class PluginLoadWarning(UserWarning):
+    """A third-party plugin failed to load; nnrun carries on without it."""
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """Return "; did you mean 'x'?" for the closest of `choices`, or an empty string."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""

@@ -1,0 +1,56 @@
+"""Layers with forward and backward written by hand, batch-first like `torch.nn`."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from nnrun.parameter import Parameter
+
+
+class Linear:
+    """y = x @ weightᵀ + bias, with x of shape (batch, in) and weight of shape (out, in).
+
+    Weights start as `torch.nn.Linear` starts them (kaiming-uniform with a = √5, bias uniform in
+    ±1/√in), so the same seed gives the same network in nnrun and in torch.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ):
+        if in_features < 1 or out_features < 1:
+            raise ValueError(f"Linear needs positive sizes, got ({in_features}, {out_features})")
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = Parameter(torch.empty(out_features, in_features, dtype=dtype, device=device))
+        self.bias = Parameter(torch.empty(out_features, dtype=dtype, device=device))
+        self._input: torch.Tensor | None = None
+        bound = 1.0 / math.sqrt(in_features)
+        torch.nn.init.kaiming_uniform_(self.weight.data, a=math.sqrt(5))
+        torch.nn.init.uniform_(self.bias.data, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._input = x
+        return torch.addmm(self.bias.data, x, self.weight.data.t())
+
+    def backward(self, grad_out: torch.Tensor, input_grad: bool = True) -> torch.Tensor | None:
+        """Set weight.grad = grad_outᵀ x and bias.grad = Σ_batch grad_out; return grad_out W.
+
+        `input_grad=False` skips the last product for a first layer, whose input needs no gradient.
+        """
+        if self._input is None:
+            raise RuntimeError("Linear.backward called before forward")
+        self.weight.grad = grad_out.t().mm(self._input)
+        self.bias.grad = grad_out.sum(0)
+        return grad_out.mm(self.weight.data) if input_grad else None
+
+    def parameters(self) -> list[Parameter]:
+        return [self.weight, self.bias]
+
+    def __repr__(self) -> str:
+        return f"Linear({self.in_features}, {self.out_features})"
