@@ -8,7 +8,7 @@ on first use, so that `import nnrun` stays cheap for the CLI and for plugins.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nnrun.errors import (
     ConfigError,
@@ -65,17 +65,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
-
-
-if TYPE_CHECKING:
-    from nnrun.components import Activation, Initializer, Loss
-    from nnrun.config import load_experiment
-    from nnrun.layers import Linear
-    from nnrun.loading import PluginHost, load_registry
-    from nnrun.model import MLP
-    from nnrun.optimizer import Optimizer
-    from nnrun.parameter import Parameter
-    from nnrun.registry import Registry
-    from nnrun.runner import run_experiment
-    from nnrun.scheduler import Scheduler
-    from nnrun.solver import Descent, Solver, SolveResult
