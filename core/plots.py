@@ -1,0 +1,164 @@
+"""The figures of an experiment: loss curves, the fitted functions, and the solver's descents.
+
+Figures are built with `matplotlib.figure.Figure` and never through pyplot, so plotting needs no
+display, keeps no global state and is safe in threads and worker processes. Each `*_figure` function
+returns the figure for inspection; each `plot_*` function writes it as a PNG, atomically, so a crash
+never leaves half a file where a plot was.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from nnrun.solver import Descent
+
+SIZE = (8, 5)  # inches
+DPI = 100
+_COLORS = [f"C{i}" for i in range(10)]
+
+
+def loss_figure(histories: Mapping[str, Sequence[Mapping[str, Any]]]) -> Figure:
+    """Train loss per epoch (solid) and validation loss (dashed, same colour) for every run."""
+    fig, ax = _axes("Loss per epoch", "epoch", "loss")
+    for i, (run, history) in enumerate(histories.items()):
+        color = _COLORS[i % len(_COLORS)]
+        epochs = [row["epoch"] for row in history]
+        train = [row.get("train_loss") for row in history]
+        _line(ax, epochs, train, f"{run} train", color=color)
+        val = [row.get("val_loss") for row in history]
+        if any(v is not None for v in val):
+            _line(ax, epochs, val, f"{run} val", color=color, linestyle="--")
+    _finish(ax)
+    return fig
+
+
+def fit_figure(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    target_fn: Callable[[torch.Tensor], torch.Tensor] | None,
+    predictions: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+) -> Figure:
+    """The data as points, the noise-free target as a line, and each run's prediction as a line.
+
+    The y-range is set by the data and target, so a run that diverged cannot flatten the rest.
+    """
+    fig, ax = _axes("Fit", "x", "y")
+    xs, ys = _flat(x), _flat(y)
+    ax.scatter(xs, ys, s=6, color="0.4", alpha=0.3, linewidths=0, label=f"data (n={len(xs)})")
+    everywhere = [*xs, *(v for px, _ in predictions.values() for v in _flat(px))]
+    finite_x = [v for v in everywhere if math.isfinite(v)] or [0.0, 1.0]
+    low, high = min(finite_x), max(finite_x)
+    shown = list(ys)
+    if target_fn is not None:
+        grid = torch.linspace(low, high, 400, dtype=torch.float64).unsqueeze(1)
+        target = _flat(target_fn(grid))
+        ax.plot(_flat(grid), target, color="black", linewidth=1.5, label="target")
+        shown += target
+    for i, (run, (px, py)) in enumerate(predictions.items()):
+        pairs = sorted(zip(_flat(px), _flat(py)))  # a line through unsorted x zigzags
+        color = _COLORS[i % len(_COLORS)]
+        ax.plot([p for p, _ in pairs], [q for _, q in pairs], color=color, label=run)
+    finite = [v for v in shown if math.isfinite(v)]
+    if finite:
+        margin = 0.25 * (max(finite) - min(finite)) or 1.0
+        ax.set_ylim(min(finite) - margin, max(finite) + margin)
+    ax.legend(loc="best", fontsize="small")
+    return fig
+
+
+def descent_figure(descents: Mapping[str, Sequence[Descent]]) -> Figure:
+    """|f(x)| after each iteration, one line per (run, start), ending in ● if it converged, else ×."""
+    fig, ax = _axes("Descent from each start", "iteration", "|f(x)|")
+    every = [(run, descent) for run, runs_descents in descents.items() for descent in runs_descents]
+    for i, (run, descent) in enumerate(every):
+        color = _COLORS[i % len(_COLORS)]
+        steps = range(1, len(descent.residuals) + 1)
+        mark = "" if descent.converged else ", not converged"
+        label = f"{run}: x₀ = {descent.start:g} → {descent.end:.6g}{mark}"
+        points = _line(ax, steps, descent.residuals, label, color=color)
+        if points:
+            marker = "o" if descent.converged else "x"
+            ax.plot(*points[-1], marker=marker, color=color, linestyle="none")
+    _finish(ax)
+    return fig
+
+
+def plot_losses(histories: Mapping[str, Sequence[Mapping[str, Any]]], path: str | Path) -> Path:
+    return save_figure(loss_figure(histories), path)
+
+
+def plot_fit(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    target_fn: Callable[[torch.Tensor], torch.Tensor] | None,
+    predictions: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+    path: str | Path,
+) -> Path:
+    return save_figure(fit_figure(x, y, target_fn, predictions), path)
+
+
+def plot_descent(descents: Mapping[str, Sequence[Descent]], path: str | Path) -> Path:
+    return save_figure(descent_figure(descents), path)
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write `fig` as a PNG at `path` through a temporary file in the same directory and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Not tempfile.mkstemp: its files are private (0600); this one gets the umask's permissions.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as file:
+            fig.savefig(file, format="png", dpi=DPI)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _axes(title: str, xlabel: str, ylabel: str) -> tuple[Figure, Axes]:
+    fig = Figure(figsize=SIZE, dpi=DPI, layout="constrained")
+    ax = fig.add_subplot()
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.grid(True, alpha=0.3)
+    return fig, ax
+
+
+def _line(
+    ax: Axes, xs: Iterable[float], values: Iterable[float | None], label: str, **style: Any
+) -> list[tuple[float, float]]:
+    """Plot, joined, the points a log axis can show; the label counts the others. None is no value."""
+    given = [(x, v) for x, v in zip(xs, values) if v is not None]
+    points = [(x, float(v)) for x, v in given if math.isfinite(v) and v > 0]
+    if len(points) < len(given):
+        hidden = len(given) - len(points)
+        label += f" ({hidden} value{'s' * (hidden != 1)} ≤ 0 or non-finite not shown)"
+    if len(points) < 2:
+        style.setdefault("marker", "o")  # a lone point draws no line
+    ax.plot([x for x, _ in points], [v for _, v in points], label=label, **style)
+    return points
+
+
+def _finish(ax: Axes) -> None:
+    """Log scale when there is a point to show (a linear axis otherwise); integer steps on x."""
+    if any(len(line.get_xdata()) for line in ax.get_lines()):
+        ax.set_yscale("log")
+        ax.set_ylabel(f"{ax.get_ylabel()} (log scale)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if ax.get_lines():
+        ax.legend(loc="best", fontsize="small")
+
+
+def _flat(t: torch.Tensor) -> list[float]:
+    return t.detach().to("cpu", torch.float64).reshape(-1).tolist()

@@ -1,0 +1,141 @@
+"""The plots are real PNGs of the promised size, written atomically, and survive zeros and NaN."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.image
+import pytest
+import torch
+
+from nnrun import plots
+from nnrun.solver import Descent
+
+# A glyph missing from the font or a log axis fed a zero shows up as a warning: make it fail.
+pytestmark = pytest.mark.filterwarnings("error")
+
+NAN, INF = float("nan"), float("inf")
+
+
+def history(losses, val=None):
+    val = val if val is not None else [None] * len(losses)
+    return [
+        {"epoch": i, "train_loss": t, "val_loss": v} for i, (t, v) in enumerate(zip(losses, val))
+    ]
+
+
+def assert_png(path):
+    image = matplotlib.image.imread(path)
+    assert image.shape == (500, 800, 4)  # 8×5 inches at 100 dpi, RGBA
+    assert image[..., :3].std() > 0.01  # something is drawn, not a blank canvas
+    assert path.stat().st_size > 5_000
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary left
+
+
+def test_plot_losses_writes_a_png(tmp_path):
+    runs = {
+        "adam": history([1.0, 0.5, 0.2, 0.1], [1.1, 0.6, 0.3, 0.2]),
+        "sgd": history([1.0, 0.9, 0.8, 0.7]),
+    }
+    path = plots.plot_losses(runs, tmp_path / "losses.png")
+    assert path == tmp_path / "losses.png"
+    assert_png(path)
+
+
+def test_train_is_solid_and_val_dashed_in_the_same_colour():
+    fig = plots.loss_figure({"a": history([1.0, 0.5], [1.2, 0.7]), "b": history([2.0, 1.0])})
+    ax = fig.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {"a train", "a val", "b train"}  # no val line when there is no val loss
+    assert lines["a train"].get_linestyle() == "-" and lines["a val"].get_linestyle() == "--"
+    assert (
+        lines["a train"].get_color() == lines["a val"].get_color() != lines["b train"].get_color()
+    )
+    assert list(lines["a val"].get_ydata()) == [1.2, 0.7]
+    assert ax.get_yscale() == "log" and ax.get_xlabel() == "epoch" and ax.get_title()
+
+
+def test_losses_a_log_axis_cannot_show_are_left_out_and_counted(tmp_path):
+    runs = {"diverged": history([1.0, 0.0, NAN, -1.0, INF, 0.5], [0.9, None, 0.8, 0.0, 0.7, 0.6])}
+    ax = plots.loss_figure(runs).axes[0]
+    train, val = ax.get_lines()
+    assert list(train.get_xdata()) == [0, 5] and list(train.get_ydata()) == [1.0, 0.5]
+    assert train.get_label() == "diverged train (4 values ≤ 0 or non-finite not shown)"
+    assert (
+        val.get_label() == "diverged val (1 value ≤ 0 or non-finite not shown)"
+    )  # None is no value
+    assert ax.get_yscale() == "log"
+    assert_png(plots.plot_losses(runs, tmp_path / "losses.png"))
+
+
+def test_losses_without_a_positive_value_use_a_linear_axis(tmp_path):
+    runs = {"zero": history([0.0, 0.0]), "nan": history([NAN])}
+    assert plots.loss_figure(runs).axes[0].get_yscale() == "linear"
+    path = plots.plot_losses(runs, tmp_path / "losses.png")
+    assert matplotlib.image.imread(path).shape == (500, 800, 4)
+
+
+def test_plot_fit_draws_data_target_and_sorted_predictions(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(200, 1, generator=g) * 4 - 2
+    y = torch.sin(x) + 0.1 * torch.randn(200, 1, generator=g)
+    predictions = {"good": (x, 0.9 * torch.sin(x)), "diverged": (x[:20], 1e6 * x[:20])}
+    path = plots.plot_fit(x, y, torch.sin, predictions, tmp_path / "sub" / "fit.png")
+    assert_png(path)
+
+    ax = plots.fit_figure(x, y, torch.sin, predictions).axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {"target", "good", "diverged"}
+    grid, target = lines["target"].get_xdata(), lines["target"].get_ydata()
+    assert grid.min() == pytest.approx(x.min().item()) and grid.max() == pytest.approx(
+        x.max().item()
+    )
+    assert target == pytest.approx([math.sin(v) for v in grid])
+    assert list(lines["good"].get_xdata()) == sorted(x.flatten().tolist())
+    # The y-range follows data and target, not a prediction a million times too large.
+    low, high = ax.get_ylim()
+    assert -3 < low < y.min().item() and y.max().item() < high < 3
+
+
+def test_plot_fit_accepts_no_target_and_float64_data(tmp_path):
+    x = torch.linspace(0, 1, 50, dtype=torch.float64).unsqueeze(1)
+    assert_png(plots.plot_fit(x, x**2, None, {"run": (x, x)}, tmp_path / "fit.png"))
+
+
+def test_plot_descent_draws_a_line_per_run_and_start(tmp_path):
+    descents = {
+        "newton": [
+            Descent(
+                start=1.0, end=2.0, iterations=5, converged=True, residuals=[3, 1, 0.1, 1e-4, 0.0]
+            ),
+            Descent(start=-1.5, end=-2.0, iterations=3, converged=False, residuals=[3, NAN, 1]),
+        ],
+        "gd": [Descent(start=0.5, end=2.0, iterations=1, converged=True, residuals=[1e-9])],
+    }
+    assert_png(plots.plot_descent(descents, tmp_path / "descent.png"))
+
+    ax = plots.descent_figure(descents).axes[0]
+    labelled = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+    assert [line.get_label().split(" → ")[0] for line in labelled] == [
+        "newton: x₀ = 1",
+        "newton: x₀ = -1.5",
+        "gd: x₀ = 0.5",
+    ]
+    assert "not converged" in labelled[1].get_label()
+    assert list(labelled[0].get_ydata()) == [3, 1, 0.1, 1e-4]  # the exact zero is left out
+    assert ax.get_yscale() == "log" and ax.get_xlabel() == "iteration"
+
+
+def test_a_failed_save_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "losses.png"
+    path.write_bytes(b"old")
+    fig = plots.loss_figure({"a": history([1.0, 0.5])})
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(fig, "savefig", fail)
+    with pytest.raises(OSError, match="disk full"):
+        plots.save_figure(fig, path)
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["losses.png"]
