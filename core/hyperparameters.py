@@ -17,6 +17,8 @@ from nnrun.errors import ConfigError, suggest
 
 #: Leading positional arguments that nnrun passes itself, by kind of component.
 _SUPPLIED = {"optimizers": 1, "schedulers": 1}
+#: Keyword-only arguments that nnrun passes itself when a component asks for them.
+SUPPLIED_KEYWORDS = ("registry",)
 
 
 @dataclass(frozen=True)
@@ -44,11 +46,21 @@ def hyperparameters(cls: type, kind: str) -> list[Hyperparameter]:
     return [
         Hyperparameter(p.name, hints.get(p.name, Any), p.default)
         for p in params
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        if p.kind is p.POSITIONAL_OR_KEYWORD
+        or (p.kind is p.KEYWORD_ONLY and p.name not in SUPPLIED_KEYWORDS)
     ]
 
 
+def supplied_keywords(cls: type, registry: object) -> dict[str, object]:
+    """The keyword arguments nnrun supplies to `cls` (for now: the registry, for components that
+    build other components, like a warm-up wrapping another scheduler)."""
+    parameters = inspect.signature(cls.__init__).parameters
+    return {"registry": registry} if "registry" in parameters else {}
+
+
 def accepts_any_keyword(cls: type) -> bool:
+    if cls.__init__ is object.__init__:  # no constructor of its own: takes nothing
+        return False
     return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values())
 
 

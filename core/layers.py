@@ -23,16 +23,19 @@ class Linear:
         *,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
+        initialize: bool = True,
     ):
+        """`initialize=False` leaves the tensors uninitialised for an initializer plugin to fill."""
         if in_features < 1 or out_features < 1:
             raise ValueError(f"Linear needs positive sizes, got ({in_features}, {out_features})")
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(torch.empty(out_features, in_features, dtype=dtype, device=device))
         self.bias = Parameter(torch.empty(out_features, dtype=dtype, device=device))
         self._input: torch.Tensor | None = None
-        bound = 1.0 / math.sqrt(in_features)
-        torch.nn.init.kaiming_uniform_(self.weight.data, a=math.sqrt(5))
-        torch.nn.init.uniform_(self.bias.data, -bound, bound)
+        if initialize:
+            bound = 1.0 / math.sqrt(in_features)
+            torch.nn.init.kaiming_uniform_(self.weight.data, a=math.sqrt(5))
+            torch.nn.init.uniform_(self.bias.data, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._input = x

@@ -32,7 +32,7 @@ class MLP:
             raise ValueError(f"an MLP needs at least an input and an output width, got {sizes}")
         self.sizes = list(sizes)
         self.layers = [
-            Linear(n_in, n_out, dtype=dtype, device=device)
+            Linear(n_in, n_out, dtype=dtype, device=device, initialize=initializer is None)
             for n_in, n_out in zip(self.sizes, self.sizes[1:])
         ]
         if initializer is not None:

@@ -214,7 +214,13 @@ class QuadraticDescent(Solver):
                 break
             h_next, dh_next = p.h(y_next)
             if polish and not abs(h_next) < abs(h):
-                break  # y is as close to the root as float64 can tell
+                # Far from a root (a start between the roots) the curvature step can overshoot:
+                # halve it until |f| decreases. Near the root nothing decreases it any more: y is
+                # as close to the root as float64 can tell.
+                found = self._backtrack(y, y_next, abs(h))
+                if found is None:
+                    break
+                y_next, h_next, dh_next = found
             if optimizer is None and y_next == y:
                 break  # a fixed step below half an ulp: y would never move again
             y, h, dh = y_next, h_next, dh_next
@@ -222,12 +228,28 @@ class QuadraticDescent(Solver):
         converged = math.isfinite(y) and self._error(h, dh) <= self.tol * abs(y) + _ZERO
         return y, Descent(p.x(start), p.x(y), len(residuals), converged, residuals)
 
+    def _backtrack(
+        self, y: float, y_next: float, h_abs: float
+    ) -> tuple[float, float, float] | None:
+        """The first of the steps (y_next − y)/2ᵏ, k = 1 … 60, that lowers |h|, or None."""
+        for _ in range(60):
+            y_next = y + (y_next - y) / 2
+            if y_next == y:
+                return None
+            h_next, dh_next = self.problem.h(y_next)
+            if abs(h_next) < h_abs:
+                return y_next, h_next, dh_next
+        return None
+
     def _own_step(self, y: float, h: float, dh: float) -> float:
-        """y − η·g'(y) with η = lr, or η = 1/g''(y) (g'' > 0 all along a descent from outside)."""
+        """y − η·g'(y) with η = lr, or η = 1/g''(y); g'' > 0 all along a descent from outside the
+        roots, and from a start between them η = 1/(2h'² + 4|A·h|) until g turns convex."""
         grad = 2 * h * dh
         if self.lr is not None:
             return y - self.lr * grad
         curvature = self.problem.curvature(h, dh)
+        if curvature <= 0:  # between the roots, where g is concave: a step of |curvature|'s size
+            curvature = 2 * dh * dh + 4 * abs(self.problem._A * h)
         return y - grad / curvature if curvature > 0 else y
 
     def _optimizer_step(self, y: float, optimizer: OptimizerFactory) -> _Step:

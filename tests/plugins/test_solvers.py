@@ -318,8 +318,21 @@ def test_registry_provides_quadratic_descent_with_its_hyperparameters():
     cls = nnrun.load_registry().solvers["quadratic_descent"]
     assert cls is QuadraticDescent and issubclass(cls, nnrun.Solver)
     assert [str(h) for h in hyperparameters(cls, "solvers")] == [
-        "a", "b", "c", "lr=None", "tol=1e-12", "max_iter=10000"
+        "a", "b", "c", "lr=None", "tol=1e-12", "max_iter=10000", "starts=None"
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("starts", [[2.0, 4.0], [-100.0, 100.0]])
+def test_explicit_starts_give_one_descent_each_and_the_same_roots(starts):
+    result = QuadraticDescent(**EXAMPLE, starts=starts).solve()
+    assert [d.start for d in result.descents] == starts
+    assert_roots(result.roots, EXAMPLE_ROOTS, rtol=1e-12)
+
+
+def test_starts_must_be_finite_and_non_empty():
+    for starts in ([], [math.inf]):
+        with pytest.raises(ValueError, match="Invalid starts"):
+            QuadraticDescent(**EXAMPLE, starts=starts)
 
 
 def test_registry_adam_drives_the_example():

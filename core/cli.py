@@ -1,0 +1,252 @@
+"""The `nnrun` command. Commands stay thin: parse, call the library, print.
+
+`nnrun FILE.toml` runs an experiment; `plugins`, `check`, `resume`, `show` and `compare` sit beside it.
+Heavy imports (torch, the plugins) happen inside the commands, so `nnrun --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+import nnrun
+from nnrun.errors import NnrunError
+
+EXIT_BAD_INPUT, EXIT_RUN_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+
+
+class DefaultToRun(click.Group):
+    """`nnrun FILE ...` means `nnrun run FILE ...`; subcommands are matched first."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Bad input is one paragraph on stderr and exit status 2, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from nnrun.runner import Interrupted
+
+        try:
+            return command(*args, **kwargs)
+        except Interrupted as error:
+            click.echo(str(error), err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except NnrunError as error:
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+
+    return wrapper
+
+
+@click.group(cls=DefaultToRun, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(nnrun.__version__, prog_name="nnrun")
+def main() -> None:
+    """Train small hand-written neural networks and run gradient-descent solvers from TOML files.
+
+    \b
+    nnrun experiment.toml           run an experiment (same as `nnrun run experiment.toml`)
+    nnrun check experiment.toml     validate it and print the resolved runs
+    nnrun plugins                   list every component and where it comes from
+    """
+    show_plugin_warnings_plainly()
+
+
+def show_plugin_warnings_plainly() -> None:
+    """A broken plugin is reported in one line on stderr, not as a warning with a source location."""
+    import warnings
+
+    from nnrun.errors import PluginLoadWarning
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, PluginLoadWarning):
+            click.echo(f"warning: {message}", err=True)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
+overrides_option = click.option(
+    "-o",
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a dotted key with a TOML value, e.g. -o optimizer.lr=0.01 (repeatable).",
+)
+output_options = [
+    click.option(
+        "--jobs",
+        "-j",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        help="Runs in parallel worker processes.",
+    ),
+    click.option("-q", "--quiet", is_flag=True, help="No progress or per-epoch lines."),
+    click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help="Print the summary as JSON on stdout instead of the table.",
+    ),
+]
+
+
+def with_output_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(output_options):
+        command = option(command)
+    return command
+
+
+@main.command("run")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Run directory [default: runs/<name>/<timestamp>].",
+)
+@overrides_option
+@click.option("--resume", is_flag=True, help="Continue the unfinished runs in --out.")
+@click.option("--force", is_flag=True, help="Overwrite a non-empty --out.")
+@with_output_options
+@reports_errors
+def run_command(
+    file: Path,
+    out: Path | None,
+    overrides: tuple[str, ...],
+    resume: bool,
+    force: bool,
+    jobs: int,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Run the experiment in FILE."""
+    from nnrun.config import load_experiment
+
+    if resume and out is None:
+        raise click.UsageError("--resume needs --out DIR (the run directory to continue)")
+    experiment = load_experiment(file, overrides)
+    _run(experiment, out, jobs=jobs, resume=resume, force=force, quiet=quiet, as_json=as_json)
+
+
+@main.command("resume")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@with_output_options
+@reports_errors
+def resume_command(run_dir: Path, jobs: int, quiet: bool, as_json: bool) -> None:
+    """Continue RUN_DIR's unfinished runs from their last checkpoints; finished runs are skipped."""
+    from nnrun.config import load_experiment
+    from nnrun.errors import ConfigError
+
+    config = run_dir / "config.toml"
+    if not config.is_file():
+        raise ConfigError(f"{run_dir}: not an nnrun run directory (no config.toml)")
+    _run(
+        load_experiment(config),
+        run_dir,
+        jobs=jobs,
+        resume=True,
+        force=False,
+        quiet=quiet,
+        as_json=as_json,
+    )
+
+
+def _run(
+    experiment: Any,
+    out: Path | None,
+    *,
+    jobs: int,
+    resume: bool,
+    force: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    from nnrun.reporting import ConsoleReporter, Reporter
+    from nnrun.runner import run_experiment
+
+    reporter = Reporter() if quiet or as_json else ConsoleReporter()
+    summary = run_experiment(
+        experiment, out, jobs=jobs, resume=resume, force=force, reporter=reporter
+    )
+    _print_summary(summary, as_json)
+    if any(run["status"] == "failed" for run in summary["runs"]):
+        sys.exit(EXIT_RUN_FAILED)
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    from nnrun.reporting import results_table, stdout_console
+
+    stdout_console().print(results_table(summary))
+
+
+@main.command("check")
+@click.argument("file", type=click.Path(path_type=Path))
+@overrides_option
+@reports_errors
+def check_command(file: Path, overrides: tuple[str, ...]) -> None:
+    """Validate FILE and print the fully resolved experiment without running anything."""
+    from nnrun.inspection import describe_experiment
+
+    click.echo(describe_experiment(file, overrides))
+
+
+@main.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print the listing as JSON.")
+@reports_errors
+def plugins_command(as_json: bool) -> None:
+    """List every component by kind, with its hyperparameters and the distribution providing it."""
+    import warnings
+
+    from nnrun.inspection import plugin_listing, render_plugin_listing
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # failures are part of the listing
+        listing = plugin_listing()
+    if as_json:
+        click.echo(json.dumps(listing, indent=2))
+    else:
+        render_plugin_listing(listing)
+
+
+@main.command("show")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@reports_errors
+def show_command(run_dir: Path, as_json: bool) -> None:
+    """Print a run directory's results table again."""
+    from nnrun.rundir import RunDirectory
+
+    _print_summary(RunDirectory(run_dir).read_summary(), as_json)
+
+
+@main.command("compare")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@reports_errors
+def compare_command(run_dirs: tuple[Path, ...]) -> None:
+    """Put several run directories' results side by side."""
+    from nnrun.inspection import comparison_table
+    from nnrun.reporting import stdout_console
+
+    stdout_console().print(comparison_table(run_dirs))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Check every component a run names against the registry, fill in its defaults, and build it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from nnrun.config.schema import ComponentSpec, RunConfig, SolverSpec
+from nnrun.errors import ConfigError, NnrunError
+from nnrun.hyperparameters import hyperparameters, supplied_keywords, validate
+from nnrun.parameter import Parameter
+from nnrun.registry import Registry
+
+#: (kind, key path) of every place a run can name a component.
+SLOTS: list[tuple[str, tuple[str, ...]]] = [
+    ("activations", ("model", "activation")),
+    ("activations", ("model", "output_activation")),
+    ("initializers", ("model", "init")),
+    ("losses", ("loss",)),
+    ("optimizers", ("optimizer",)),
+    ("schedulers", ("scheduler",)),
+    ("solvers", ("solver",)),
+    ("optimizers", ("solver", "optimizer")),
+]
+
+
+def component_slots(run: RunConfig) -> list[tuple[str, str, ComponentSpec | None]]:
+    """(kind, where, spec) for every component the run uses; `where` reads like "[model] init"."""
+    out = []
+    for kind, path in SLOTS:
+        spec: object = run
+        for part in path:
+            spec = getattr(spec, part, None) if spec is not None else None
+        if path == ("loss",) and run.experiment.task != "train":
+            spec = None
+        out.append((kind, _where(path), spec))
+    return out
+
+
+def _where(path: tuple[str, ...]) -> str:
+    return f"[{path[0]}] {path[1]}" if path[0] == "model" else f"[{'.'.join(path)}]"
+
+
+def resolve(run: RunConfig, registry: Registry) -> RunConfig:
+    """Return `run` with every component checked and its hyperparameters' defaults filled in."""
+    updates: dict[tuple[str, ...], ComponentSpec] = {}
+    for (kind, where, spec), (_, path) in zip(component_slots(run), SLOTS):
+        if spec is None:
+            continue
+        try:
+            cls = registry.kind(kind)[spec.name]
+        except NnrunError as error:
+            raise ConfigError(f"{where}: {error}") from None
+        params = validate(cls, kind, spec.name, _own_params(spec), where)
+        if kind == "optimizers" and "lr" in params and not params["lr"] > 0:
+            raise ConfigError(f"{where}: lr = {params['lr']!r}: the learning rate must be > 0")
+        _try_build(registry, kind, spec.name, params, where)
+        filled = {h.name: h.default for h in hyperparameters(cls, kind) if not h.required}
+        filled.update(params)
+        updates[path] = _respec(spec, {k: v for k, v in filled.items() if v is not None})
+    return _with(run, updates)
+
+
+def build(registry: Registry, kind: str, spec: ComponentSpec, *args: Any) -> Any:
+    """Instantiate a component from its (already resolved) spec; `args` are what nnrun supplies."""
+    cls = registry.kind(kind)[spec.name]
+    return cls(*args, **_own_params(spec), **supplied_keywords(cls, registry))
+
+
+def _own_params(spec: ComponentSpec) -> dict[str, Any]:
+    return spec.params  # SolverSpec keeps `optimizer` as a field, so it is not among the params
+
+
+def _try_build(
+    registry: Registry, kind: str, name: str, params: dict[str, Any], where: str
+) -> None:
+    """Construct once so the component's own argument checks (torch-style) run before training."""
+    args: list[Any] = []
+    if kind in ("optimizers", "schedulers"):
+        optimizer_params = [Parameter(torch.zeros(1))]
+        args = [optimizer_params]
+        if kind == "schedulers":
+            args = [_Probe(optimizer_params, lr=0.1)]
+    cls = registry.kind(kind)[name]
+    try:
+        cls(*args, **params, **supplied_keywords(cls, registry))
+    except NnrunError as error:
+        raise ConfigError(f"{where}: {error}") from None
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"{where}: {kind[:-1]} {name!r}: {error}") from None
+
+
+class _Probe:
+    """A stand-in optimizer for checking a scheduler's arguments."""
+
+    def __init__(self, params: list[Parameter], lr: float):
+        self.params, self.hyperparameters, self.state = params, {"lr": lr}, {}
+
+    lr = property(
+        lambda self: self.hyperparameters["lr"],
+        lambda self, value: self.hyperparameters.__setitem__("lr", value),
+    )
+
+
+def _respec(spec: ComponentSpec, params: dict[str, Any]) -> ComponentSpec:
+    if isinstance(spec, SolverSpec):
+        return SolverSpec(name=spec.name, optimizer=spec.optimizer, **params)
+    return ComponentSpec(name=spec.name, **params)
+
+
+def _with(run: RunConfig, updates: dict[tuple[str, ...], ComponentSpec]) -> RunConfig:
+    data = run.model_dump(exclude_none=True)
+    for path, spec in updates.items():
+        *parents, leaf = path
+        table = data
+        for part in parents:
+            table = table[part]
+        keep = (
+            {"optimizer": table[leaf]["optimizer"]}
+            if leaf == "solver" and "optimizer" in table[leaf]
+            else {}
+        )
+        table[leaf] = spec.to_dict() | keep
+    return RunConfig(**data)
+
+
+def signature_text(cls: type, kind: str) -> str:
+    """`lr=0.001, momentum=0, ...` for listings."""
+    return ", ".join(str(h) for h in hyperparameters(cls, kind))

@@ -1,0 +1,190 @@
+"""The experiment file's schema: one pydantic model per table, unknown keys forbidden everywhere.
+
+Component tables (`[optimizer]`, `[loss]`, `activation = ...`) are open: their `name` picks a plugin
+and the remaining keys are that plugin's hyperparameters, checked against its constructor later
+(see `nnrun.config.components`), because only the registry knows what a plugin accepts.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Positive = Field(ge=1)
+
+
+class Section(BaseModel):
+    """Strict: TOML has real types, so `epochs = "3"` or `shuffle = 1` is a mistake to report,
+    not a value to coerce (an int still passes where a float is expected)."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, strict=True)
+
+
+class ComponentSpec(BaseModel):
+    """`name` plus the component's hyperparameters; a bare string means just the name."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **self.params}
+
+
+class ExperimentSection(Section):
+    name: str = Field(min_length=1)
+    seed: int = Field(ge=0, lt=2**63)
+    task: Literal["train", "solve"] = "train"
+    device: str = "cpu"
+    dtype: Literal["float32", "float64"] = "float32"
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        kind = value.split(":", 1)[0]
+        if kind not in ("cpu", "cuda", "mps") or (
+            ":" in value and not value[len(kind) + 1 :].isdigit()
+        ):
+            raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {value!r}")
+        return value
+
+
+class SplitSection(Section):
+    """Held-out shares of the data; the rest is training data. (A `test` share may join `val`.)"""
+
+    val: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class DataSection(Section):
+    kind: Literal["function"] = "function"
+    expr: str = Field(min_length=1)
+    n: int = Positive
+    range: tuple[float, float] = (-1.0, 1.0)
+    noise: float = Field(0.0, ge=0.0)
+    split: SplitSection = SplitSection()
+
+    @field_validator("range", mode="before")
+    @classmethod
+    def _range_from_list(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value  # TOML arrays are lists
+
+    @field_validator("range")
+    @classmethod
+    def _range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(f"range must be [low, high] with finite low < high, got {list(value)}")
+        return value
+
+
+class ModelSection(Section):
+    layers: list[int] = Field(min_length=2)
+    activation: ComponentSpec = ComponentSpec(name="sigmoid")
+    output_activation: ComponentSpec = ComponentSpec(name="identity")
+    init: ComponentSpec = ComponentSpec(name="torch_default")
+
+    @field_validator("layers")
+    @classmethod
+    def _widths(cls, value: list[int]) -> list[int]:
+        if any(width < 1 for width in value):
+            raise ValueError(f"every layer width must be at least 1, got {value}")
+        return value
+
+
+class TrainSection(Section):
+    epochs: int = Positive
+    batch_size: int = Field(32, ge=1)
+    probes: list[float] = []
+    shuffle: bool = False
+    early_stopping: int | None = Field(None, ge=1, description="patience in epochs")
+    grad_clip: float | None = Field(None, gt=0.0, description="max global gradient norm")
+    log_every: int = Field(1, ge=1, description="epochs between plain progress lines")
+    checkpoint_every: int | None = Field(None, ge=1, description="epochs between checkpoints")
+
+
+class SolverSpec(ComponentSpec):
+    """A solver's table: its hyperparameters, and optionally the optimizer that drives it."""
+
+    optimizer: ComponentSpec | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if self.optimizer is not None:
+            out["optimizer"] = self.optimizer.to_dict()
+        return out
+
+
+class RunConfig(Section):
+    """One fully resolved run: everything the trainer or solver needs, defaults filled in."""
+
+    name: str = Field(min_length=1)
+    experiment: ExperimentSection
+    data: DataSection | None = None
+    model: ModelSection | None = None
+    loss: ComponentSpec = ComponentSpec(name="mse")
+    optimizer: ComponentSpec | None = None
+    scheduler: ComponentSpec | None = None
+    train: TrainSection | None = None
+    solver: SolverSpec | None = None
+
+    @model_validator(mode="after")
+    def _tables_for_task(self) -> RunConfig:
+        train_tables = {
+            "data": self.data,
+            "model": self.model,
+            "optimizer": self.optimizer,
+            "train": self.train,
+        }
+        if self.experiment.task == "train":
+            missing = [f"[{k}]" for k, v in train_tables.items() if v is None]
+            if missing:
+                raise ValueError(f"a train experiment needs {', '.join(missing)}")
+            if self.solver is not None:
+                raise ValueError("[solver] is only used when [experiment] task = 'solve'")
+            if self.train.early_stopping and self.data.split.val <= 0:
+                raise ValueError(
+                    "[train] early_stopping watches the validation loss: "
+                    "add [data] split = { val = 0.1 } (or another share)"
+                )
+        else:
+            if self.solver is None:
+                raise ValueError("a solve experiment needs a [solver] table")
+            unused = [f"[{k}]" for k, v in train_tables.items() if v is not None]
+            if unused or self.scheduler is not None:
+                unused += ["[scheduler]"] if self.scheduler is not None else []
+                raise ValueError(f"{', '.join(unused)} not used when task = 'solve'")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for config.toml (and for comparing a resume against the saved config)."""
+        return _plain(self)
+
+
+def _plain(model: BaseModel) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in type(model).model_fields:
+        value = getattr(model, key)
+        if value is None:
+            continue
+        if isinstance(value, ComponentSpec):
+            value = value.to_dict()
+        elif isinstance(value, BaseModel):
+            value = _plain(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[key] = value
+    return out
+
+
+#: Top-level tables that a file (or a [[runs]] entry) may hold, besides `runs` and `sweep`.
+TABLES = [name for name in RunConfig.model_fields if name != "name"]

@@ -1,0 +1,122 @@
+"""Validate composed runs with the schema and turn pydantic's errors into one readable sentence."""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import pydantic
+
+from nnrun.config.compose import line_of
+from nnrun.config.schema import ComponentSpec, RunConfig
+from nnrun.errors import ConfigError, suggest
+
+HEADER = re.compile(r"\[\[?[^\[\]]+\]\]?")
+
+
+def validate_run(path: Path, text: str, name: str, tables: dict[str, Any], label: str) -> RunConfig:
+    """`label` says which run this is in messages ("" when the file has a single run)."""
+    try:
+        return RunConfig(name=name, **tables)
+    except pydantic.ValidationError as error:
+        first = most_telling(error.errors())
+        raise ConfigError(describe(path, text, first, label, run=name)) from None
+
+
+def most_telling(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """A typo'd key explains the "missing" error it causes, so report unknown keys first."""
+    rank = {"extra_forbidden": 0, "missing": 2}
+    return min(errors, key=lambda e: rank.get(e["type"], 1))
+
+
+def describe(path: Path, text: str, error: dict[str, Any], label: str, run: str = "") -> str:
+    loc = [str(part) for part in error["loc"] if not isinstance(part, int)]
+    message = error["msg"].removeprefix("Value error, ")
+    where = f"{path}{_line(text, loc, run)}: {label}"
+    if not loc:
+        return f"{where}{message}"
+    table, key = _table_and_key(loc)
+    if error["type"] == "extra_forbidden":
+        allowed = _fields_at(loc[:-1])
+        return (
+            f"{where}{table}unknown key {key!r}{suggest(key, allowed)}; "
+            f"{table.strip() or 'the file'} takes {', '.join(allowed)}"
+        )
+    if error["type"] == "missing":
+        return f"{where}{table}{key!r} is required"
+    index = "".join(f"[{part}]" for part in error["loc"][len(loc) :] if isinstance(part, int))
+    return f"{where}{table}{key}{index} = {_toml(error.get('input'))}: {message}"
+
+
+def _line(text: str, loc: list[str], run: str = "") -> str:
+    """':LINE' where the key at `loc` is written, looking only inside its own table, so `lr` in
+    [train] is not placed on [optimizer]'s `lr`. A [[runs]] entry named `run` (or the sweep over
+    it) that sets the key wins over the base tables. '' if not found."""
+    if len(loc) < 2:
+        return line_of(text, loc[0]) if loc else ""
+    *table, key = loc
+    header: list[str] = []
+    block: str | None = None  # the name of the [[runs]] entry we are in, "" before it names itself
+    found: dict[str | None, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.split("#", 1)[0].strip()
+        if HEADER.fullmatch(stripped):
+            header = [p.strip().strip("\"'") for p in stripped.strip("[]").split(".")]
+            if stripped.startswith("[[runs]]"):
+                block = ""
+            elif header[0] != "runs":
+                block = None
+            header = header[1:] if header[:1] == ["runs"] else header
+            continue
+        lead = [p.strip().strip("\"'") for p in stripped.split("=", 1)[0].split(".")]
+        if block == "" and header == [] and lead == ["name"]:
+            block = stripped.split("=", 1)[1].strip().strip("\"'")
+        inline = stripped.split("{", 1)[-1] if "{" in stripped else ""
+        if ("=" in stripped and header + lead == loc) or (
+            header + lead == table
+            and any(
+                part.split("=", 1)[0].strip() == key for part in inline.split(",") if "=" in part
+            )
+        ):
+            found.setdefault(block, number)
+    for name, number in found.items():
+        if name and (run == name or run.startswith(f"{name},")):
+            return f":{number}"
+    number = found.get(None, min(found.values(), default=None))
+    return f":{number}" if number else ""
+
+
+def _table_and_key(loc: list[str]) -> tuple[str, str]:
+    if len(loc) == 1:
+        return "", loc[0]
+    return f"[{'.'.join(loc[:-1])}] ", loc[-1]
+
+
+def _fields_at(loc: list[str]) -> list[str]:
+    model: Any = RunConfig
+    for part in loc:
+        model = _model_of(model.model_fields[part].annotation)
+    return [name for name in model.model_fields if name != "name" or model is not RunConfig]
+
+
+def _model_of(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if isinstance(arg, type) and issubclass(arg, pydantic.BaseModel):
+                return arg
+    return ComponentSpec
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return f"[{', '.join(_toml(item) for item in value)}]"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value)

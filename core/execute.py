@@ -1,0 +1,146 @@
+"""Execute one run, train or solve, recording its metrics and checkpoints as it goes."""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+from nnrun.assemble import make_data, make_model, make_solver, shuffle_generator
+from nnrun.config.components import build
+from nnrun.config.schema import RunConfig
+from nnrun.errors import ConfigError
+from nnrun.registry import Registry
+from nnrun.reporting import Reporter, SilentReporter
+from nnrun.rundir import RunDirectory
+from nnrun.train import Trainer
+
+
+def execute_run(
+    run: RunConfig, out: Path, registry: Registry, reporter: Reporter, resume: bool
+) -> dict[str, Any]:
+    """Run one run and return its summary entry; an exception marks it failed instead of escaping."""
+    directory = RunDirectory(out)
+    try:
+        if run.experiment.task == "solve":
+            return _solve(run, directory, registry, reporter)
+        return _train(run, directory, registry, reporter, resume)
+    except ConfigError:
+        raise  # bad input found only once the run started: report it as such (exit status 2)
+    except Exception as error:
+        directory.log_failure(run.name, traceback.format_exc())
+        return {
+            "name": run.name,
+            "task": run.experiment.task,
+            "status": "failed",
+            "error": f"{type(error).__name__}: {error}",
+        }
+
+
+def execute_run_in_worker(run: RunConfig, out: Path, resume: bool) -> dict[str, Any]:
+    """Entry point of a worker process (`--jobs`): load the plugins there, then run."""
+    from nnrun.loading import load_registry
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the parent already warned about broken plugins
+        registry = load_registry()
+    return execute_run(run, out, registry, SilentReporter(), resume)
+
+
+def _train(
+    run: RunConfig, directory: RunDirectory, registry: Registry, reporter: Reporter, resume: bool
+) -> dict[str, Any]:
+    data = make_data(run)
+    model = make_model(run, registry)
+    optimizer = build(registry, "optimizers", run.optimizer, model.parameters())
+    scheduler = build(registry, "schedulers", run.scheduler, optimizer) if run.scheduler else None
+    loss = build(registry, "losses", run.loss)
+    trainer = Trainer(
+        model, loss, optimizer, scheduler, run.train, data.train, data.val, shuffle_generator(run)
+    )
+    if resume:
+        checkpoint = directory.load_last_checkpoint(run.name)
+        if checkpoint is not None:
+            trainer.load_state_dict(checkpoint)
+    reporter.run_started(run, trainer.state.epoch, trainer.steps_per_epoch)
+
+    def on_epoch(record: dict[str, Any]) -> None:
+        record = {"run": run.name, **_finite(record)}
+        directory.append_metrics(record)
+        reporter.epoch(run, record)
+
+    def checkpoint() -> None:
+        state = trainer.state
+        name = f"epoch{state.epoch:04d}" + (f"-step{state.step:06d}" if state.step else "")
+        directory.save_checkpoint(run.name, name, trainer.state_dict())
+
+    status = trainer.fit(on_epoch, lambda progress: reporter.progress(run, progress), checkpoint)
+    checkpoint()
+    history = [r for r in directory.read_metrics() if r.get("run") == run.name and "epoch" in r]
+    entry: dict[str, Any] = {
+        "name": run.name,
+        "task": "train",
+        "status": status,
+        "epochs": trainer.state.epoch,
+        "seconds": round(sum(r.get("seconds") or 0.0 for r in history), 3),
+    }
+    if status != "interrupted":
+        entry["final_loss"] = _finite_or_none(trainer.evaluate(*data.train))
+        if data.val is not None:
+            entry["final_val_loss"] = _finite_or_none(trainer.evaluate(*data.val))
+    if history and "probes" in history[-1]:
+        entry["probes"] = history[-1]["probes"]
+    if trainer.state.stopped_early:
+        entry["stopped_early"] = True
+    return entry
+
+
+def _solve(
+    run: RunConfig, directory: RunDirectory, registry: Registry, reporter: Reporter
+) -> dict[str, Any]:
+    solver, optimizer = make_solver(run, registry)
+    reporter.run_started(run, 0, 0)
+    started = time.perf_counter()
+    result = solver.solve(optimizer)
+    seconds = time.perf_counter() - started
+    for index, descent in enumerate(result.descents):
+        directory.append_metrics(
+            _finite(
+                {
+                    "run": run.name,
+                    "descent": index,
+                    "start": descent.start,
+                    "end": descent.end,
+                    "iterations": descent.iterations,
+                    "converged": descent.converged,
+                    "residuals": descent.residuals,
+                }
+            )
+        )
+    return {
+        "name": run.name,
+        "task": "solve",
+        "status": "ok",
+        "roots": result.roots,
+        "iterations": result.iterations,
+        "converged": result.converged,
+        "seconds": round(seconds, 3),
+    }
+
+
+def _finite_or_none(value: float) -> float | None:
+    """JSON has no NaN or infinity: a diverged loss is recorded as null (and the status says why)."""
+    return value if math.isfinite(value) else None
+
+
+def _finite(record: Any) -> Any:
+    if isinstance(record, float):
+        return _finite_or_none(record)
+    if isinstance(record, dict):
+        return {k: _finite(v) for k, v in record.items()}
+    if isinstance(record, list):
+        return [_finite(v) for v in record]
+    return record

@@ -1,0 +1,117 @@
+"""Read-only views for the CLI: the plugin listing, a resolved experiment, runs side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from nnrun.config.components import component_slots
+from nnrun.hyperparameters import hyperparameters
+from nnrun.registry import Registry
+
+
+def plugin_listing(registry: Registry | None = None) -> dict[str, Any]:
+    """Every component by kind with its provider and hyperparameters, plus the plugins that failed."""
+    from nnrun.loading import load_registry
+
+    registry = registry if registry is not None else load_registry()
+    components: dict[str, list[dict[str, Any]]] = {}
+    for component in registry.components():
+        components.setdefault(component.kind, []).append(
+            {
+                "name": component.name,
+                "distribution": component.provider.distribution,
+                "version": component.provider.version,
+                "hyperparameters": {
+                    h.name: _plain(h.default)
+                    for h in hyperparameters(component.cls, component.kind)
+                    if not h.required
+                },
+                "required": [
+                    h.name for h in hyperparameters(component.cls, component.kind) if h.required
+                ],
+            }
+        )
+    failures = [
+        {
+            "distribution": f.provider.distribution,
+            "version": f.provider.version,
+            "entry_point": f.provider.entry_point,
+            "error": f.error,
+        }
+        for f in registry.failures
+    ]
+    return {"components": components, "failures": failures}
+
+
+def render_plugin_listing(listing: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    for kind, components in listing["components"].items():
+        table = Table(title=kind, title_justify="left")
+        for column in ("name", "hyperparameters (defaults)", "from"):
+            table.add_column(column)
+        for c in components:
+            params = ", ".join(
+                c["required"] + [f"{k}={v!r}" for k, v in c["hyperparameters"].items()]
+            )
+            version = f" {c['version']}" if c["version"] else ""
+            table.add_row(c["name"], params or "-", f"{c['distribution']}{version}")
+        console.print(table)
+    for failure in listing["failures"]:
+        version = f" {failure['version']}" if failure["version"] else ""
+        console.print(
+            "[red]FAILED[/] "
+            + escape(
+                f"plugin {failure['entry_point']!r} from {failure['distribution']}{version}: "
+                f"{failure['error']}"
+            ),
+            highlight=False,
+            soft_wrap=True,  # one failure, one line
+        )
+
+
+def describe_experiment(file: Path, overrides: Iterable[str] = ()) -> str:
+    """The resolved experiment as TOML, with a comment per component naming its distribution."""
+    from nnrun.config import load_experiment
+    from nnrun.loading import load_registry
+    from nnrun.rundir import _toml_ready
+
+    registry = load_registry()
+    experiment = load_experiment(file, overrides, registry=registry)
+    lines = [f"# {file}: {len(experiment.runs)} run(s), all valid. Components come from:"]
+    for run in experiment.runs:
+        for kind, where, spec in component_slots(run):
+            if spec is not None:
+                provider = registry.component(kind, spec.name).provider
+                lines.append(f"#   {run.name}: {where} {spec.name!r} <- {provider}")
+    return "\n".join(lines) + "\n\n" + tomli_w.dumps(_toml_ready(experiment.to_dict()))
+
+
+def comparison_table(run_dirs: Iterable[Path]) -> Table:
+    """One row per run of every directory given, prefixed by the directory."""
+    from nnrun.reporting import results_table
+    from nnrun.rundir import RunDirectory
+
+    rows = []
+    for path in run_dirs:
+        summary = RunDirectory(path).read_summary()
+        rows += [{**run, "name": f"{path}: {run['name']}"} for run in summary["runs"]]
+    return results_table({"experiment": "comparison", "runs": rows})
+
+
+def _plain(value: Any) -> Any:
+    """A default as JSON can hold it: tuples as lists, anything else JSON lacks (a function, an
+    object) as its repr, so one plugin's odd default cannot break `nnrun plugins --json`."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return repr(value)

@@ -1,0 +1,86 @@
+"""Draw a run directory's plots from what it holds (metrics and checkpoints), so they come out the
+same after `--jobs`, a resume, or a crash."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nnrun.config import Experiment
+from nnrun.registry import Registry
+from nnrun.rundir import RunDirectory
+from nnrun.solver import Descent
+
+
+def plot_run_directory(path: Path, experiment: Experiment, registry: Registry) -> list[Path]:
+    from nnrun.plots import plot_descent, plot_losses
+
+    directory = RunDirectory(path)
+    records = directory.read_metrics()
+    written = []
+    train_runs = [r for r in experiment.runs if r.experiment.task == "train"]
+    solve_runs = [r for r in experiment.runs if r.experiment.task == "solve"]
+    histories = {
+        r.name: [m for m in records if m.get("run") == r.name and "epoch" in m] for r in train_runs
+    }
+    histories = {name: h for name, h in histories.items() if h}
+    if histories:
+        written.append(plot_losses(histories, path / "loss.png"))
+        fit = _plot_fit(directory, train_runs, registry)
+        if fit:
+            written.append(fit)
+    descents: dict[str, list[Descent]] = {}
+    for run in solve_runs:
+        found = [m for m in records if m.get("run") == run.name and "descent" in m]
+        if found:
+            descents[run.name] = [
+                Descent(
+                    m["start"],
+                    m["end"],
+                    m["iterations"],
+                    m["converged"],
+                    [math.nan if r is None else r for r in m["residuals"]],
+                )
+                for m in found
+            ]
+    if descents:
+        written.append(plot_descent(descents, path / "descent.png"))
+    return written
+
+
+def _plot_fit(directory: RunDirectory, runs: list[Any], registry: Registry) -> Path | None:
+    """Data, target and each run's final prediction, for the runs that share the first run's data."""
+    from nnrun.assemble import make_data, make_model
+    from nnrun.expr import compile_expression
+    from nnrun.plots import plot_fit
+
+    first = runs[0]
+    data = make_data(first)
+    x, y = (
+        torch.cat([data.train[0]] + ([data.val[0]] if data.val else [])),
+        torch.cat([data.train[1]] + ([data.val[1]] if data.val else [])),
+    )
+    low, high = first.data.range
+    grid = torch.linspace(low, high, 200, dtype=x.dtype, device=x.device)[:, None]
+    predictions = {}
+    for run in runs:
+        if run.data != first.data or run.experiment.seed != first.experiment.seed:
+            continue
+        checkpoint = directory.load_last_checkpoint(run.name)
+        if checkpoint is None:
+            continue
+        model = make_model(run, registry)
+        model.load_state_dict(checkpoint["model"])
+        predictions[run.name] = (grid[:, 0].cpu(), model.forward(grid)[:, 0].cpu())
+    if not predictions:
+        return None
+    return plot_fit(
+        x[:, 0].cpu(),
+        y[:, 0].cpu(),
+        compile_expression(first.data.expr),
+        predictions,
+        directory.path / "fit.png",
+    )

@@ -1,0 +1,195 @@
+"""What the user sees while an experiment runs (on stderr) and the results table (on stdout)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+STATUS_STYLE = {
+    "ok": "green",
+    "diverged": "yellow",
+    "failed": "red",
+    "interrupted": "magenta",
+    "pending": "dim",
+}
+
+
+class Reporter:
+    """Receives the runner's events; this base class ignores them all (quiet mode, workers)."""
+
+    def experiment_started(self, experiment: Any, out: Path, skipped: int) -> None: ...
+    def run_queued(self, run: Any) -> None: ...
+    def run_started(self, run: Any, epoch: int, steps_per_epoch: int) -> None: ...
+    def progress(self, run: Any, progress: Any) -> None: ...
+    def epoch(self, run: Any, record: dict[str, Any]) -> None: ...
+    def run_finished(self, entry: dict[str, Any]) -> None: ...
+    def experiment_finished(self, summary: dict[str, Any], out: Path) -> None: ...
+
+    def warn(self, message: str) -> None:
+        print(f"warning: {message}", file=sys.stderr)
+
+
+SilentReporter = Reporter
+
+
+class ConsoleReporter(Reporter):
+    """A progress bar per run on a terminal; plain lines (every `log_every` epochs) otherwise."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(stderr=True)
+        self.bar: Progress | None = None
+        self.task: Any = None
+
+    def experiment_started(self, experiment: Any, out: Path, skipped: int) -> None:
+        done = f" ({skipped} already finished)" if skipped else ""
+        self.console.print(
+            escape(
+                f"nnrun: {experiment.name}: {len(experiment.runs)} run(s){done}, "
+                f"seed {experiment.seed} -> {out}"
+            ),
+            soft_wrap=True,  # a path stays whole, to copy from a log
+        )
+
+    def run_queued(self, run: Any) -> None:
+        self.console.print(f"[dim]queued[/] {escape(run.name)}")
+
+    def run_started(self, run: Any, epoch: int, steps_per_epoch: int) -> None:
+        if run.experiment.task != "train" or not self.console.is_terminal:
+            return
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+            TextColumn("step {task.fields[step]}/{task.fields[steps]}"),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[speed]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
+        total = run.train.epochs * steps_per_epoch
+        self.task = self.bar.add_task(
+            run.name,
+            total=total,
+            completed=epoch * steps_per_epoch,
+            epoch=epoch,
+            epochs=run.train.epochs,
+            step=0,
+            steps=steps_per_epoch,
+            loss="-",
+            speed="",
+        )
+        self.bar.start()
+
+    def progress(self, run: Any, progress: Any) -> None:
+        if self.bar is None:
+            return
+        done = (progress.epoch - 1) * progress.steps + progress.step
+        self.bar.update(
+            self.task,
+            completed=done,
+            epoch=progress.epoch,
+            step=progress.step,
+            loss=f"{progress.loss:.4g}",
+        )
+        speed = self.bar.tasks[0].speed
+        if speed:
+            self.bar.update(self.task, speed=f"{speed:,.0f} steps/s")
+
+    def epoch(self, run: Any, record: dict[str, Any]) -> None:
+        if (
+            self.bar is None
+            and record["epoch"] % run.train.log_every
+            and record["epoch"] != run.train.epochs
+        ):
+            return
+        line = epoch_line(run.name, run.train.epochs, record)
+        # soft_wrap: one epoch is one line in a log file, not wrapped at 80 columns
+        (self.bar.console if self.bar else self.console).print(
+            escape(line), highlight=False, soft_wrap=True
+        )
+
+    def run_finished(self, entry: dict[str, Any]) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+        style = STATUS_STYLE.get(entry["status"], "")
+        detail = f": {entry['error']}" if entry.get("error") else ""
+        self.console.print(
+            f"[{style}]{entry['status']}[/] {escape(entry['name'] + detail)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    def warn(self, message: str) -> None:
+        self.console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+
+
+def stdout_console() -> Console:
+    """Results go to stdout; piped into a file they keep full width instead of wrapping at 80."""
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
+def epoch_line(name: str, epochs: int, record: dict[str, Any]) -> str:
+    parts = [
+        f"{name}  epoch {record['epoch']}/{epochs}",
+        f"train_loss {_num(record.get('train_loss'))}",
+    ]
+    if "val_loss" in record:
+        parts.append(f"val_loss {_num(record['val_loss'])}")
+    parts += [f"f({x})={_num(y)}" for x, y in (record.get("probes") or {}).items()]
+    return "  ".join(parts)
+
+
+def results_table(summary: dict[str, Any], title: str | None = None) -> Table:
+    """One row per run: status, final losses (train) or roots (solve), time."""
+    runs = summary["runs"]
+    solve = any(r.get("task") == "solve" for r in runs)
+    train = any(r.get("task", "train") == "train" for r in runs)
+    table = Table(title=escape(title or summary.get("experiment") or ""))
+    table.add_column("run")
+    table.add_column("status")
+    if train:
+        for column in ("final train loss", "final val loss", "epochs"):
+            table.add_column(column, justify="right")
+    if solve:
+        for column in ("roots", "iterations", "converged"):
+            table.add_column(column, justify="right")
+    table.add_column("time (s)", justify="right")
+    for run in runs:
+        status = run["status"]
+        # a run name is the user's text, not rich markup: "[baseline]" must show as written
+        row = [escape(run["name"]), f"[{STATUS_STYLE.get(status, '')}]{status}[/]"]
+        if train:
+            is_train = run.get("task", "train") == "train"
+            row += [
+                _num(run.get("final_loss")) if is_train else "",
+                _num(run.get("final_val_loss")) if is_train else "",
+                str(run.get("epochs", "")) if is_train else "",
+            ]
+        if solve:
+            is_solve = run.get("task") == "solve"
+            roots = ", ".join(repr(r) for r in run.get("roots", [])) or "none"
+            row += [
+                roots if is_solve else "",
+                str(run.get("iterations", "")) if is_solve else "",
+                str(run.get("converged", "")) if is_solve else "",
+            ]
+        row.append(_num(run.get("seconds"), 3) if run.get("seconds") is not None else "")
+        table.add_row(*row)
+    return table
+
+
+def _num(value: Any, digits: int = 6) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)

@@ -1,0 +1,67 @@
+"""Adamax: Adam with the infinity norm in place of the root mean square."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+from nnrun.parameter import Parameter
+from nnrun.plugins.optimizers._common import (
+    PerParameter,
+    State,
+    Tensor,
+    advance,
+    bias_correction,
+    buffer,
+    check_betas,
+    check_eps,
+    check_lr,
+    check_nonnegative,
+)
+
+
+class Adamax(PerParameter):
+    r"""Adamax; the update of `torch.optim.Adamax`.
+
+    ::
+
+        input: lr γ, betas (β₁, β₂), eps ε, weight_decay λ, maximize
+        state: m ← 0, u ← 0, t ← 0
+        for each step, for each parameter θ with a gradient:
+            t ← t + 1
+            g ← −∇θ if maximize else ∇θ
+            if λ ≠ 0:  g ← g + λ·θ
+            m ← β₁·m + (1 − β₁)·g
+            u ← max(β₂·u, |g| + ε)
+            θ ← θ − γ/(1 − β₁ᵗ) · m/u
+
+    Kingma & Ba 2015, "Adam: A Method for Stochastic Optimization" (ICLR), section 7.1.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 2e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        maximize: bool = False,
+    ):
+        check_lr(lr)
+        check_eps(eps)
+        check_betas(betas)
+        check_nonnegative(weight_decay=weight_decay)
+        super().__init__(
+            params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize
+        )
+
+    def update(self, data: Tensor, grad: Tensor, state: State, h: dict) -> None:
+        beta1, beta2 = h["betas"]
+        t = advance(state)
+        g = self.gradient(data, grad, h["maximize"], h["weight_decay"])
+        m = buffer(state, "exp_avg", data)
+        u = buffer(state, "exp_inf", data)
+        m.lerp_(g, 1 - beta1)
+        torch.maximum(u.mul_(beta2), torch.abs(g, out=self.scratch(g, 1)).add_(h["eps"]), out=u)
+        data.addcdiv_(m, u, value=-h["lr"] / bias_correction(beta1, t))

@@ -1,0 +1,190 @@
+"""Nothing lost: interrupted runs resume bit-identically, a kill -9 leaves readable results, parallel
+runs give the serial numbers, a changed config refuses to resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+import nnrun
+from nnrun.errors import ConfigError
+from nnrun.runner import Interrupted, run_experiment
+from nnrun.train import StopFlag
+
+SLOW = """
+[experiment]
+name = "slow"
+seed = 3
+
+[data]
+expr = "sin(3*x)"
+n = 400
+range = [-2.0, 2.0]
+noise = 0.05
+split = { val = 0.25 }
+
+[model]
+layers = [1, 32, 1]
+activation = "tanh"
+
+[optimizer]
+name = "adam"
+lr = 0.01
+
+[scheduler]
+name = "step"
+step_size = 3
+gamma = 0.5
+
+[train]
+epochs = 12
+batch_size = 4
+shuffle = true
+checkpoint_every = 2
+
+[[runs]]
+name = "first"
+
+[[runs]]
+name = "second"
+optimizer = { name = "sgd", lr = 0.05, momentum = 0.9 }
+"""
+
+
+def experiment_file(tmp_path, text=SLOW):
+    path = tmp_path / "slow.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def metrics(out):
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def without_time(records):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+
+
+def test_interrupted_then_resumed_run_is_bit_identical_to_an_uninterrupted_one(
+    tmp_path, monkeypatch
+):
+    path = experiment_file(tmp_path)
+    reference = tmp_path / "reference"
+    run_experiment(nnrun.load_experiment(path), reference)
+
+    # Ask for a stop in the middle of the first run's fifth epoch, as SIGINT would.
+    calls = {"n": 0}
+    original = nnrun.Optimizer.__init__
+
+    from nnrun.train import Trainer
+
+    real_fit = Trainer.fit
+
+    def fit_then_stop(self, on_epoch, on_progress=None, on_checkpoint=None):
+        def progress(p):
+            calls["n"] += 1
+            if p.epoch == 5 and p.step >= 20:
+                StopFlag.requested = True
+
+        return real_fit(self, on_epoch, progress, on_checkpoint)
+
+    monkeypatch.setattr(Trainer, "fit", fit_then_stop)
+    interrupted = tmp_path / "interrupted"
+    with pytest.raises(Interrupted, match="nnrun resume"):
+        run_experiment(nnrun.load_experiment(path), interrupted)
+    summary = json.loads((interrupted / "summary.json").read_text())
+    assert [r["status"] for r in summary["runs"]] == ["interrupted", "pending"]
+    assert (
+        (interrupted / "checkpoints" / "first" / "last").resolve().name.startswith("epoch0004-step")
+    )
+    monkeypatch.setattr(Trainer, "fit", real_fit)
+    assert original is nnrun.Optimizer.__init__
+
+    run_experiment(nnrun.load_experiment(interrupted / "config.toml"), interrupted, resume=True)
+    assert without_time(metrics(interrupted)) == without_time(metrics(reference))
+    final = json.loads((interrupted / "summary.json").read_text())["runs"]
+    expected = json.loads((reference / "summary.json").read_text())["runs"]
+    assert [r["final_loss"] for r in final] == [r["final_loss"] for r in expected]
+
+
+def test_resume_skips_finished_runs_and_refuses_a_changed_config(tmp_path):
+    path = experiment_file(tmp_path)
+    out = tmp_path / "out"
+    run_experiment(nnrun.load_experiment(path), out)
+    before = metrics(out)
+    run_experiment(nnrun.load_experiment(path), out, resume=True)
+    assert metrics(out) == before  # nothing re-run
+    changed = nnrun.load_experiment(path, ["optimizer.lr=0.02"])
+    with pytest.raises(
+        ConfigError, match=r"refusing to resume.*runs\[first\]\.optimizer\.lr: 0.01 -> 0.02"
+    ):
+        run_experiment(changed, out, resume=True)
+
+
+def test_parallel_jobs_give_the_serial_results(tmp_path):
+    path = experiment_file(tmp_path, SLOW.replace("epochs = 12", "epochs = 3"))
+    serial = run_experiment(nnrun.load_experiment(path), tmp_path / "serial", jobs=1)
+    parallel = run_experiment(nnrun.load_experiment(path), tmp_path / "parallel", jobs=2)
+
+    def numbers(summary):
+        return sorted((r["name"], r["final_loss"], r["final_val_loss"]) for r in summary["runs"])
+
+    assert numbers(serial) == numbers(parallel)
+    by_run = lambda records: sorted(without_time(records), key=lambda r: (r["run"], r["epoch"]))  # noqa: E731
+    assert by_run(metrics(tmp_path / "serial")) == by_run(metrics(tmp_path / "parallel"))
+
+
+def test_a_diverging_run_is_marked_and_the_others_go_on(tmp_path):
+    text = SLOW.replace("epochs = 12", "epochs = 3").replace(
+        'optimizer = { name = "sgd", lr = 0.05, momentum = 0.9 }',
+        'optimizer = { name = "sgd", lr = 1e6 }',
+    )
+    text += '\n[[runs]]\nname = "third"\n'
+    summary = run_experiment(
+        nnrun.load_experiment(experiment_file(tmp_path, text)), tmp_path / "out"
+    )
+    assert [r["status"] for r in summary["runs"]] == ["ok", "diverged", "ok"]
+    assert summary["runs"][1]["final_loss"] is None
+
+
+def test_sigterm_checkpoints_and_kill_9_leaves_readable_results(tmp_path):
+    path = experiment_file(
+        tmp_path,
+        SLOW.replace("epochs = 12", "epochs = 400").replace(
+            "checkpoint_every = 2", "checkpoint_every = 1"
+        ),
+    )
+    for sig, expected_code in [(signal.SIGTERM, 130), (signal.SIGKILL, -9)]:
+        out = tmp_path / f"out-{sig.name}"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "nnrun.cli", str(path), "--out", str(out), "-q"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if (out / "metrics.jsonl").exists() and len(
+                (out / "metrics.jsonl").read_text().splitlines()
+            ) >= 3:
+                break
+            time.sleep(0.05)
+        process.send_signal(sig)
+        process.wait(timeout=60)
+        assert process.returncode == expected_code, process.stderr.read().decode()
+        records = metrics(out)  # every line parses
+        assert records and all(r["run"] == "first" for r in records)
+        checkpoint = torch.load(out / "checkpoints" / "first" / "last", weights_only=False)
+        assert checkpoint["trainer"]["epoch"] >= 2
+        if sig == signal.SIGTERM:
+            assert (
+                json.loads((out / "summary.json").read_text())["runs"][0]["status"] == "interrupted"
+            )

@@ -1,0 +1,55 @@
+"""The plugin author's guide works as written: the example package in examples/plugin installs with
+pip, nnrun discovers it through its entry point, and its three-line test suite passes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "examples" / "plugin"
+
+
+def test_example_plugin_package_installs_and_is_discovered(tmp_path):
+    source, site = tmp_path / "nnrun-signum", tmp_path / "site"
+    shutil.copytree(
+        PACKAGE, source, ignore=shutil.ignore_patterns("__pycache__")
+    )  # pip builds in place
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(source),
+        ],
+        check=True,
+    )
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    listing = subprocess.run(
+        [sys.executable, "-m", "nnrun.cli", "plugins", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    optimizers = {c["name"]: c for c in json.loads(listing.stdout)["components"]["optimizers"]}
+    assert optimizers["signum"]["distribution"] == "nnrun-signum"
+    assert optimizers["signum"]["hyperparameters"] == {"lr": 0.001, "momentum": 0.9}
+
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(source / "tests")],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert tests.returncode == 0, tests.stdout + tests.stderr
