@@ -1,0 +1,207 @@
+"""What a user sees: plain per-epoch lines (every `log_every` epochs) when stderr is not a terminal,
+nothing with -q, the summary as JSON with --json, and run names shown as written."""
+
+from __future__ import annotations
+
+import io
+import json
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+from rich.console import Console
+
+import nnrun
+from nnrun.cli import main
+from nnrun.reporting import ConsoleReporter, results_table
+
+TINY = """
+[experiment]
+name = "tiny"
+seed = 2
+
+[data]
+expr = "x**2"
+n = 24
+split = { val = 0.25 }
+
+[model]
+layers = [1, 4, 1]
+
+[optimizer]
+name = "sgd"
+lr = 0.1
+
+[train]
+epochs = 5
+batch_size = 8
+probes = [1.0, -2.0]
+"""
+
+
+def write(tmp_path, text):
+    path = tmp_path / "experiment.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def metrics(out):
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def epoch_lines(text):
+    return [line for line in text.splitlines() if " epoch " in line]
+
+
+def expected_line(record, name="tiny", epochs=5):
+    probes = "  ".join(f"f({x})={y:.6g}" for x, y in record["probes"].items())
+    return (
+        f"{name}  epoch {record['epoch']}/{epochs}  train_loss {record['train_loss']:.6g}  "
+        f"val_loss {record['val_loss']:.6g}  {probes}"
+    )
+
+
+@pytest.mark.parametrize("log_every,printed", [(1, [1, 2, 3, 4, 5]), (2, [2, 4, 5])])
+def test_plain_lines_every_log_every_epochs_and_the_last(tmp_path, log_every, printed):
+    stream = io.StringIO()
+    reporter = ConsoleReporter(Console(file=stream, force_terminal=False, width=60))
+    text = TINY + f"log_every = {log_every}\n"
+    nnrun.run_experiment(
+        nnrun.load_experiment(write(tmp_path, text)), tmp_path / "out", reporter=reporter
+    )
+    records = {r["epoch"]: r for r in metrics(tmp_path / "out")}
+    # One line per epoch even on a narrow console: a log is read (and grepped) line by line.
+    assert epoch_lines(stream.getvalue()) == [expected_line(records[e]) for e in printed]
+
+
+def test_the_command_prints_per_epoch_lines_with_probes_on_stderr_when_not_a_terminal(tmp_path):
+    result = invoke(write(tmp_path, TINY), "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    records = metrics(tmp_path / "out")
+    assert epoch_lines(result.stderr) == [expected_line(r) for r in records]
+    assert epoch_lines(result.stdout) == []  # stdout holds the results table only
+    assert "f(1)=" in result.stderr and "tiny" in result.stdout
+
+
+def test_quiet_prints_no_per_epoch_lines(tmp_path):
+    result = invoke(write(tmp_path, TINY), "--out", tmp_path / "out", "-q")
+    assert result.exit_code == 0, result.output
+    assert epoch_lines(result.output) == [] and "f(1)=" not in result.output
+    assert "tiny" in result.stdout  # but the results table
+
+
+def test_json_prints_the_summary_and_nothing_else_on_stdout(tmp_path):
+    result = invoke(write(tmp_path, TINY), "--out", tmp_path / "out", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary == json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["experiment"] == "tiny" and summary["runs"][0]["status"] == "ok"
+    assert epoch_lines(result.output) == []
+
+
+def test_on_a_terminal_a_progress_bar_runs_and_the_epochs_are_still_printed(tmp_path):
+    stream = io.StringIO()
+    reporter = ConsoleReporter(Console(file=stream, force_terminal=True, width=120))
+    bars = []
+    started = reporter.run_started
+
+    def run_started(run, epoch, steps_per_epoch):
+        started(run, epoch, steps_per_epoch)
+        bars.append(reporter.bar)
+
+    reporter.run_started = run_started
+    nnrun.run_experiment(
+        nnrun.load_experiment(write(tmp_path, TINY)), tmp_path / "out", reporter=reporter
+    )
+    assert len(bars) == 1 and bars[0] is not None and reporter.bar is None  # started, stopped
+    assert "tiny  epoch 5/5" in stream.getvalue()
+
+
+# ------------------------------------------------------------------------------------------------
+# names and messages are text, not rich markup
+
+
+def test_a_run_named_like_markup_is_shown_as_written(tmp_path):
+    stream = io.StringIO()
+    reporter = ConsoleReporter(Console(file=stream, force_terminal=False, width=200))
+    text = TINY.replace("epochs = 5", "epochs = 1") + '\n[[runs]]\nname = "[b]aseline"\n'
+    summary = nnrun.run_experiment(
+        nnrun.load_experiment(write(tmp_path, text)), tmp_path / "out", reporter=reporter
+    )
+    lines = stream.getvalue().splitlines()
+    assert any(line.startswith("[b]aseline  epoch 1/1") for line in lines), lines
+    assert "ok [b]aseline" in lines
+    table = render(results_table(summary))
+    assert "[b]aseline" in table
+
+
+def test_an_error_message_with_brackets_is_reported_whole():
+    stream = io.StringIO()
+    reporter = ConsoleReporter(Console(file=stream, force_terminal=False, width=200))
+    reporter.run_finished(
+        {"name": "a", "status": "failed", "error": "OSError: cannot write [/tmp/x] [model]"}
+    )
+    assert stream.getvalue().strip() == "failed a: OSError: cannot write [/tmp/x] [model]"
+
+
+# ------------------------------------------------------------------------------------------------
+# the results table
+
+
+def render(table):
+    stream = io.StringIO()
+    Console(file=stream, width=200, force_terminal=False).print(table)
+    return stream.getvalue()
+
+
+def row(text, name):
+    (line,) = [line for line in text.splitlines() if f"│ {name} " in line]
+    return [cell.strip() for cell in line.split("│")[1:-1]]
+
+
+def test_results_table_has_train_and_solve_columns_for_a_mixed_summary():
+    summary = {
+        "experiment": "mixed",
+        "runs": [
+            {
+                "name": "fit",
+                "task": "train",
+                "status": "ok",
+                "final_loss": 0.012345678,
+                "final_val_loss": 0.02,
+                "epochs": 7,
+                "seconds": 1.23456,
+            },
+            {
+                "name": "roots",
+                "task": "solve",
+                "status": "ok",
+                "roots": [0.5, 2.0],
+                "iterations": 31,
+                "converged": True,
+                "seconds": 0.5,
+            },
+            {"name": "later", "status": "pending"},
+        ],
+    }
+    text = render(results_table(summary))
+    assert "mixed" in text.splitlines()[0]
+    header = [cell.strip() for cell in text.splitlines()[2].split("┃")[1:-1]]
+    assert header == [
+        "run",
+        "status",
+        "final train loss",
+        "final val loss",
+        "epochs",
+        "roots",
+        "iterations",
+        "converged",
+        "time (s)",
+    ]
+    assert row(text, "fit") == ["fit", "ok", "0.0123457", "0.02", "7", "", "", "", "1.23"]
+    assert row(text, "roots") == ["roots", "ok", "", "", "", "0.5, 2.0", "31", "True", "0.5"]
+    assert row(text, "later") == ["later", "pending", "-", "-", "", "", "", "", ""]
