@@ -89,7 +89,9 @@ def describe_experiment(file: Path, overrides: Iterable[str] = ()) -> str:
         for kind, where, spec in component_slots(run):
             if spec is not None:
                 provider = registry.component(kind, spec.name).provider
-                lines.append(f"#   {run.name}: {where} {spec.name!r} <- {provider}")
+                line = f"#   {where} {spec.name!r} <- {provider}"
+                if line not in lines:
+                    lines.append(line)
     return "\n".join(lines) + "\n\n" + tomli_w.dumps(_toml_ready(experiment.to_dict()))
 
 

@@ -13,7 +13,8 @@ class Linear:
     """y = x @ weightᵀ + bias, with x of shape (batch, in) and weight of shape (out, in).
 
     Weights start as `torch.nn.Linear` starts them (kaiming-uniform with a = √5, bias uniform in
-    ±1/√in), so the same seed gives the same network in nnrun and in torch.
+    ±1/√in), so the same seed gives the same network in nnrun and in torch. They are drawn on the
+    CPU and then moved, so the same seed also gives the same network on every device.
     """
 
     def __init__(
@@ -29,13 +30,20 @@ class Linear:
         if in_features < 1 or out_features < 1:
             raise ValueError(f"Linear needs positive sizes, got ({in_features}, {out_features})")
         self.in_features, self.out_features = in_features, out_features
-        self.weight = Parameter(torch.empty(out_features, in_features, dtype=dtype, device=device))
-        self.bias = Parameter(torch.empty(out_features, dtype=dtype, device=device))
+        self.weight = Parameter(torch.empty(out_features, in_features, dtype=dtype))
+        self.bias = Parameter(torch.empty(out_features, dtype=dtype))
         self._input: torch.Tensor | None = None
         if initialize:
             bound = 1.0 / math.sqrt(in_features)
             torch.nn.init.kaiming_uniform_(self.weight.data, a=math.sqrt(5))
             torch.nn.init.uniform_(self.bias.data, -bound, bound)
+        self.to(device)
+
+    def to(self, device: torch.device | str) -> Linear:
+        """Move the parameters to `device` (in place); returns the layer."""
+        for param in self.parameters():
+            param.data = param.data.to(device)
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._input = x

@@ -32,12 +32,13 @@ class MLP:
             raise ValueError(f"an MLP needs at least an input and an output width, got {sizes}")
         self.sizes = list(sizes)
         self.layers = [
-            Linear(n_in, n_out, dtype=dtype, device=device, initialize=initializer is None)
+            Linear(n_in, n_out, dtype=dtype, initialize=initializer is None)
             for n_in, n_out in zip(self.sizes, self.sizes[1:])
         ]
-        if initializer is not None:
-            for layer in self.layers:
+        for layer in self.layers:
+            if initializer is not None:  # on the CPU, so a seed means the same weights anywhere
                 initializer.initialize(layer.weight.data, layer.bias.data)
+            layer.to(device)
         self.activations: list[Activation | None] = [activation] * (len(self.layers) - 1)
         self.activations.append(output_activation)
         self._cache: list[tuple[torch.Tensor, torch.Tensor] | None] = []

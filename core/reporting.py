@@ -156,8 +156,10 @@ def results_table(summary: dict[str, Any], title: str | None = None) -> Table:
     table = Table(title=escape(title or summary.get("experiment") or ""))
     table.add_column("run")
     table.add_column("status")
+    validated = any("final_val_loss" in r for r in runs)
     if train:
-        for column in ("final train loss", "final val loss", "epochs"):
+        columns = ["final train loss"] + (["final val loss"] if validated else []) + ["epochs"]
+        for column in columns:
             table.add_column(column, justify="right")
     if solve:
         for column in ("roots", "iterations", "converged"):
@@ -169,11 +171,10 @@ def results_table(summary: dict[str, Any], title: str | None = None) -> Table:
         row = [escape(run["name"]), f"[{STATUS_STYLE.get(status, '')}]{status}[/]"]
         if train:
             is_train = run.get("task", "train") == "train"
-            row += [
-                _num(run.get("final_loss")) if is_train else "",
-                _num(run.get("final_val_loss")) if is_train else "",
-                str(run.get("epochs", "")) if is_train else "",
-            ]
+            row.append(_num(run.get("final_loss")) if is_train else "")
+            if validated:
+                row.append(_num(run.get("final_val_loss")) if is_train else "")
+            row.append(str(run.get("epochs", "")) if is_train else "")
         if solve:
             is_solve = run.get("task") == "solve"
             roots = ", ".join(repr(r) for r in run.get("roots", [])) or "none"

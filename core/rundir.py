@@ -80,6 +80,11 @@ class RunDirectory:
                     f"--out {directory.path}: the directory is not empty; pass --resume to continue "
                     f"the runs in it, --force to overwrite it, or choose another --out"
                 )
+            if not (directory.path / CONFIG).is_file():
+                raise ConfigError(
+                    f"--out {directory.path}: --force only overwrites an nnrun run directory, and "
+                    f"this one has files but no {CONFIG}; choose another --out"
+                )
             shutil.rmtree(directory.path)
         if resume and not (directory.path / CONFIG).is_file():
             raise ConfigError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import math
 import multiprocessing
+import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,111 +46,132 @@ def run_experiment(
     force: bool = False,
     reporter: Reporter | None = None,
 ) -> dict[str, Any]:
-    """Run every run of `experiment` and return the summary (also written to `out`/summary.json)."""
-    from nnrun.execute import execute_run
+    """Run every run of `experiment` and return the summary (also written to `out`/summary.json).
+
+    With `resume`, `out` must hold this same experiment: finished runs are skipped and unfinished
+    ones continue from their last checkpoint.
+    """
     from nnrun.plotting import plot_run_directory
 
     registry = registry if registry is not None else load_registry()
     reporter = reporter or SilentReporter()
     directory = RunDirectory.create(out or default_out(experiment), force=force, resume=resume)
     config = experiment.to_dict()
-    previous: dict[str, dict[str, Any]] = {}
     if resume:
         refuse_changed_config(directory, config)
-        if (directory.path / SUMMARY).exists():
-            previous = {r["name"]: r for r in directory.read_summary()["runs"]}
+    summary = Summary(directory, experiment, reporter, resume)
     directory.write_config(config, experiment.overrides)
     directory.write_environment(
         {str(c.provider.distribution): c.provider.version for c in registry.components()}
     )
-
-    entries = {
-        run.name: previous.get(run.name, {"name": run.name, "status": "pending"})
-        for run in experiment.runs
-    }
+    pending = summary.pending()
     if resume:
-        forget_unsaved_epochs(
-            directory, [r for r in experiment.runs if entries[r.name]["status"] not in FINISHED]
-        )
-    pending = [run for run in experiment.runs if entries[run.name]["status"] not in FINISHED]
-    reporter.experiment_started(
-        experiment, directory.path, skipped=len(experiment.runs) - len(pending)
-    )
-
-    def record(entry: dict[str, Any]) -> None:
-        entries[entry["name"]] = entry
-        directory.write_json(
-            SUMMARY, {"experiment": experiment.name, "runs": list(entries.values())}
-        )
-        reporter.run_finished(entry)
-
-    record_all = {"experiment": experiment.name, "runs": list(entries.values())}
-    directory.write_json(SUMMARY, record_all)
-    interrupted = False
+        forget_unsaved_epochs(directory, pending)
+    reporter.experiment_started(experiment, directory.path, len(experiment.runs) - len(pending))
     with stop_on_signals():
         if jobs <= 1 or len(pending) <= 1:
-            for run in pending:
-                entry = execute_run(run, directory.path, registry, reporter, resume)
-                record(entry)
-                if entry["status"] == "interrupted" or StopFlag.requested:
-                    interrupted = True
-                    break
+            _run_serial(pending, directory, registry, reporter, resume, summary)
         else:
-            interrupted = _run_parallel(pending, directory.path, jobs, resume, record, reporter)
-    summary = {"experiment": experiment.name, "runs": list(entries.values())}
-    directory.write_json(SUMMARY, summary)
+            _run_parallel(pending, directory, jobs, resume, summary, reporter)
     try:
         plot_run_directory(directory.path, experiment, registry)
     except Exception as error:  # a plot must never cost the results
         reporter.warn(f"could not draw the plots: {type(error).__name__}: {error}")
-    reporter.experiment_finished(summary, directory.path)
-    if interrupted:
+    reporter.experiment_finished(summary.as_dict(), directory.path)
+    if StopFlag.requested or summary.has("interrupted"):
         raise Interrupted(
             f"interrupted; finished runs and checkpoints are saved in {directory.path}. "
             f"Continue with: nnrun resume {directory.path}"
         )
-    return summary
+    return summary.as_dict()
 
 
-def _run_parallel(pending, out: Path, jobs: int, resume: bool, record, reporter: Reporter) -> bool:
+class Summary:
+    """summary.json, rewritten atomically whenever a run finishes."""
+
+    def __init__(
+        self, directory: RunDirectory, experiment: Experiment, reporter: Reporter, resume: bool
+    ):
+        previous = {}
+        if resume and (directory.path / SUMMARY).exists():
+            previous = {r["name"]: r for r in directory.read_summary()["runs"]}
+        self.directory, self.experiment, self.reporter = directory, experiment, reporter
+        self.entries = {
+            run.name: previous.get(run.name, {"name": run.name, "status": "pending"})
+            for run in experiment.runs
+        }
+        self.write()
+
+    def pending(self) -> list[RunConfig]:
+        return [r for r in self.experiment.runs if self.entries[r.name]["status"] not in FINISHED]
+
+    def record(self, entry: dict[str, Any]) -> None:
+        self.entries[entry["name"]] = entry
+        self.write()
+        self.reporter.run_finished(entry)
+
+    def has(self, status: str) -> bool:
+        return any(entry["status"] == status for entry in self.entries.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"experiment": self.experiment.name, "runs": list(self.entries.values())}
+
+    def write(self) -> None:
+        self.directory.write_json(SUMMARY, self.as_dict())
+
+
+def _run_serial(pending, directory, registry, reporter, resume, summary: Summary) -> None:
+    from nnrun.execute import execute_run
+
+    for run in pending:
+        summary.record(execute_run(run, directory.path, registry, reporter, resume))
+        if StopFlag.requested:
+            break
+
+
+def _run_parallel(pending, directory, jobs, resume, summary: Summary, reporter: Reporter) -> None:
     """Independent runs in worker processes; every run is seeded on its own, so the numbers are
-    the same as in a serial run."""
-    from nnrun.execute import execute_run_in_worker
-
-    context = multiprocessing.get_context("spawn")
-    interrupted = False
+    the same as in a serial run. A stop request is passed on to the workers at once, and runs not
+    yet started stay pending for `nnrun resume`."""
     import torch
+
+    from nnrun.execute import execute_run_in_worker
 
     # Workers compute with the parent's thread count: it decides the summation order of matrix
     # products, so the numbers stay identical to a serial run.
     with concurrent.futures.ProcessPoolExecutor(
-        jobs, mp_context=context, initializer=_worker_init, initargs=(torch.get_num_threads(),)
+        jobs,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_init,
+        initargs=(torch.get_num_threads(),),
     ) as pool:
-        futures = {pool.submit(execute_run_in_worker, run, out, resume): run for run in pending}
+        futures = {
+            pool.submit(execute_run_in_worker, run, directory.path, resume): run for run in pending
+        }
         for run in pending:
             reporter.run_queued(run)
-        try:
-            for future in concurrent.futures.as_completed(futures):
-                run = futures[future]
-                try:
-                    entry = future.result()
-                except Exception as error:  # the worker itself died
-                    entry = {
-                        "name": run.name,
-                        "status": "failed",
-                        "error": f"{type(error).__name__}: {error}",
-                    }
-                record(entry)
-                interrupted |= entry["status"] == "interrupted"
-        finally:
-            if StopFlag.requested:
-                interrupted = True
-                for process in list(getattr(pool, "_processes", {}).values()):
+        waiting, forwarded = set(futures), False
+        while waiting:
+            done, waiting = concurrent.futures.wait(
+                waiting, timeout=0.2, return_when="FIRST_COMPLETED"
+            )
+            for future in done:
+                summary.record(_result(future, futures[future]))
+            if StopFlag.requested and not forwarded:
+                forwarded = True
+                for future in waiting:
+                    future.cancel()
+                for process in list(pool._processes.values()):
                     if process.is_alive():
-                        process.send_signal(signal.SIGTERM) if hasattr(
-                            process, "send_signal"
-                        ) else process.terminate()
-    return interrupted
+                        os.kill(process.pid, signal.SIGTERM)
+            waiting = {f for f in waiting if not f.cancelled()}
+
+
+def _result(future: concurrent.futures.Future, run: RunConfig) -> dict[str, Any]:
+    try:
+        return future.result()
+    except Exception as error:  # the worker process itself died
+        return {"name": run.name, "status": "failed", "error": f"{type(error).__name__}: {error}"}
 
 
 def _worker_init(threads: int) -> None:
@@ -202,8 +224,7 @@ def forget_unsaved_epochs(directory: RunDirectory, unfinished: list[RunConfig]) 
 
 def refuse_changed_config(directory: RunDirectory, config: dict[str, Any]) -> None:
     """Resuming under a different configuration would silently mix two experiments."""
-    import tomllib
-
+    from nnrun.config.compose import tomllib
     from nnrun.rundir import _toml_ready
 
     saved = tomllib.loads((directory.path / CONFIG).read_text(encoding="utf-8"))

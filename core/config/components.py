@@ -56,10 +56,25 @@ def resolve(run: RunConfig, registry: Registry) -> RunConfig:
         if kind == "optimizers" and "lr" in params and not params["lr"] > 0:
             raise ConfigError(f"{where}: lr = {params['lr']!r}: the learning rate must be > 0")
         _try_build(registry, kind, spec.name, params, where)
-        filled = {h.name: h.default for h in hyperparameters(cls, kind) if not h.required}
+        filled = {
+            h.name: h.default
+            for h in hyperparameters(cls, kind)
+            if not h.required and _fits_toml(h.default)
+        }
         filled.update(params)
-        updates[path] = _respec(spec, {k: v for k, v in filled.items() if v is not None})
+        updates[path] = _respec(spec, filled)
     return _with(run, updates)
+
+
+def _fits_toml(value: Any) -> bool:
+    """Defaults that the resolved config.toml can hold (None means "not set" and is left out)."""
+    if isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_fits_toml(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _fits_toml(v) for k, v in value.items())
+    return False
 
 
 def build(registry: Registry, kind: str, spec: ComponentSpec, *args: Any) -> Any:

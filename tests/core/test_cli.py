@@ -188,10 +188,18 @@ def test_typo_in_override_is_rejected_with_a_suggestion(tmp_path):
 
 def test_refuses_a_non_empty_out_directory_without_resume_or_force(tmp_path):
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
+    assert invoke(write(tmp_path, TRAIN), "--out", out, "-q").exit_code == 0
     result = invoke(write(tmp_path, TRAIN), "--out", out)
     assert result.exit_code == 2 and "not empty" in result.stderr
-    assert (out / "keep.txt").exists()
+    (out / "stale.txt").write_text("from the first run")
     assert invoke(write(tmp_path, TRAIN), "--out", out, "--force", "-q").exit_code == 0
-    assert not (out / "keep.txt").exists()
+    assert not (out / "stale.txt").exists()
+
+
+def test_force_never_deletes_a_directory_that_is_not_a_run_directory(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    result = invoke(write(tmp_path, TRAIN), "--out", out, "--force")
+    assert result.exit_code == 2 and "only overwrites an nnrun run directory" in result.stderr
+    assert (out / "keep.txt").read_text() == "mine"
