@@ -57,6 +57,14 @@ def check_betas(betas: Sequence[float]) -> None:
             raise ValueError(f"Invalid beta parameter at index {index}: {beta}")
 
 
+def check_adaptive(lr: float, eps: float, betas: Sequence[float], **nonnegative: float) -> None:
+    """The checks every Adam-family optimizer makes on its arguments."""
+    check_lr(lr)
+    check_eps(eps)
+    check_betas(betas)
+    check_nonnegative(**nonnegative)
+
+
 def check_nonnegative(**values: float) -> None:
     """`check_nonnegative(weight_decay=-1)` raises "Invalid weight_decay value: -1"."""
     for name, value in values.items():
@@ -156,9 +164,20 @@ class PerParameter(Optimizer):
             state = self.state[param] = {}
         return state
 
-    def gradient(self, data: Tensor, grad: Tensor, maximize: bool, weight_decay: float) -> Tensor:
+    def gradient(
+        self,
+        data: Tensor,
+        grad: Tensor,
+        maximize: bool,
+        weight_decay: float,
+        decoupled_lr: float | None = None,
+    ) -> Tensor:
         """g = ±∇ + λ·p, the direction to descend, as torch computes it; never modifies `grad`.
+        With `decoupled_lr` the decay is decoupled instead: p ← p·(1 − lr·λ) and g = ±∇.
         The result may be scratch slot 0."""
+        if decoupled_lr is not None:
+            decay_weights(data, decoupled_lr, weight_decay)
+            weight_decay = 0.0
         if maximize:
             grad = torch.neg(grad, out=self.scratch(grad))
         if weight_decay != 0:

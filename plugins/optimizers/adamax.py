@@ -14,10 +14,7 @@ from nnrun.plugins.optimizers._common import (
     advance,
     bias_correction,
     buffer,
-    check_betas,
-    check_eps,
-    check_lr,
-    check_nonnegative,
+    check_adaptive,
 )
 
 
@@ -48,10 +45,7 @@ class Adamax(PerParameter):
         weight_decay: float = 0.0,
         maximize: bool = False,
     ):
-        check_lr(lr)
-        check_eps(eps)
-        check_betas(betas)
-        check_nonnegative(weight_decay=weight_decay)
+        check_adaptive(lr, eps, betas, weight_decay=weight_decay)
         super().__init__(
             params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize
         )

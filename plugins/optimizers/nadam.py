@@ -14,11 +14,7 @@ from nnrun.plugins.optimizers._common import (
     advance,
     bias_correction,
     buffer,
-    check_betas,
-    check_eps,
-    check_lr,
-    check_nonnegative,
-    decay_weights,
+    check_adaptive,
 )
 
 
@@ -57,10 +53,7 @@ class NAdam(PerParameter):
         decoupled_weight_decay: bool = False,
         maximize: bool = False,
     ):
-        check_lr(lr)
-        check_eps(eps)
-        check_betas(betas)
-        check_nonnegative(weight_decay=weight_decay, momentum_decay=momentum_decay)
+        check_adaptive(lr, eps, betas, weight_decay=weight_decay, momentum_decay=momentum_decay)
         super().__init__(
             params,
             lr=lr,
@@ -76,10 +69,8 @@ class NAdam(PerParameter):
         lr, (beta1, beta2), weight_decay = h["lr"], h["betas"], h["weight_decay"]
         psi = h["momentum_decay"]
         t = advance(state)
-        if h["decoupled_weight_decay"]:
-            decay_weights(data, lr, weight_decay)
-            weight_decay = 0.0
-        g = self.gradient(data, grad, h["maximize"], weight_decay)
+        decoupled_lr = lr if h["decoupled_weight_decay"] else None
+        g = self.gradient(data, grad, h["maximize"], weight_decay, decoupled_lr)
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * psi))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
         mu_product = state["mu_product"] = state.get("mu_product", 1.0) * mu

@@ -15,11 +15,7 @@ from nnrun.plugins.optimizers._common import (
     advance,
     bias_correction,
     buffer,
-    check_betas,
-    check_eps,
-    check_lr,
-    check_nonnegative,
-    decay_weights,
+    check_adaptive,
 )
 
 
@@ -60,10 +56,7 @@ class RAdam(PerParameter):
         decoupled_weight_decay: bool = False,
         maximize: bool = False,
     ):
-        check_lr(lr)
-        check_eps(eps)
-        check_betas(betas)
-        check_nonnegative(weight_decay=weight_decay)
+        check_adaptive(lr, eps, betas, weight_decay=weight_decay)
         super().__init__(
             params,
             lr=lr,
@@ -77,10 +70,8 @@ class RAdam(PerParameter):
     def update(self, data: Tensor, grad: Tensor, state: State, h: dict) -> None:
         lr, (beta1, beta2), weight_decay = h["lr"], h["betas"], h["weight_decay"]
         t = advance(state)
-        if h["decoupled_weight_decay"]:
-            decay_weights(data, lr, weight_decay)
-            weight_decay = 0.0
-        g = self.gradient(data, grad, h["maximize"], weight_decay)
+        decoupled_lr = lr if h["decoupled_weight_decay"] else None
+        g = self.gradient(data, grad, h["maximize"], weight_decay, decoupled_lr)
         m = buffer(state, "exp_avg", data)
         v = buffer(state, "exp_avg_sq", data)
         m.lerp_(g, 1 - beta1)
