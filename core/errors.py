@@ -27,10 +27,10 @@ class UnknownComponentError(NnrunError, KeyError):
 
     def _message(self) -> str:
         singular = self.kind[:-1] if self.kind.endswith("s") else self.kind
+        hint = suggest(self.name, self.available)
         return (
-            f"unknown {singular} {self.name!r}"
-            + suggest(self.name, self.available)
-            + f"; available {self.kind}: {', '.join(self.available) or '(none)'}"
+            f"unknown {singular} {self.name!r}{hint}{' ' if hint else '. '}"
+            f"Available {self.kind}: {', '.join(self.available) or '(none)'}"
         )
 
     def __str__(self) -> str:  # KeyError would otherwise print the repr of the message

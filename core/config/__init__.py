@@ -53,14 +53,19 @@ def load_experiment(
     runs = []
     for name, tables in composed:
         label = f"run {name!r}: " if len(composed) > 1 else ""
-        run = validate_run(path, text, name, tables, label)
         try:
-            run = resolve(run, registry)
-            _check_fit(run)
-            if run.data is not None:
-                compile_expression(run.data.expr)
+            run = validate_run(path, text, name, tables, label)
+            try:
+                run = resolve(run, registry)
+                _check_fit(run)
+                if run.data is not None:
+                    compile_expression(run.data.expr)
+            except ConfigError as error:
+                raise ConfigError(f"{path}: {label}{error}") from None
         except ConfigError as error:
-            raise ConfigError(f"{path}: {label}{error}") from None
+            if overrides:  # the mistake may be in an override rather than in the file
+                raise ConfigError(f"{error} (with the overrides {' '.join(overrides)})") from None
+            raise
         runs.append(run)
     return Experiment(str(experiment["name"]), int(experiment["seed"]), path, runs, list(overrides))
 
