@@ -24,7 +24,14 @@ from nnrun.solver import Descent
 
 SIZE = (8, 5)  # inches
 DPI = 100
-_COLORS = [f"C{i}" for i in range(10)]
+#: matplotlib's tab20 palette: distinct colours for up to 20 runs before any repeats.
+_COLORS = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
+    "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
+]  # fmt: skip
+#: Beyond this many legend entries the legend moves outside the axes, right of the plot.
+_LEGEND_INSIDE = 8
 
 
 def loss_figure(histories: Mapping[str, Sequence[Mapping[str, Any]]]) -> Figure:
@@ -72,7 +79,7 @@ def fit_figure(
     if finite:
         margin = 0.25 * (max(finite) - min(finite)) or 1.0
         ax.set_ylim(min(finite) - margin, max(finite) + margin)
-    ax.legend(loc="best", fontsize="small")
+    _legend(ax)
     return fig
 
 
@@ -157,7 +164,18 @@ def _finish(ax: Axes) -> None:
         ax.set_ylabel(f"{ax.get_ylabel()} (log scale)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if ax.get_lines():
+        _legend(ax)
+
+
+def _legend(ax: Axes) -> None:
+    """Inside the axes while it is short; to the right of the plot, out of the data's way, when
+    a sweep makes it long."""
+    entries = len(ax.get_legend_handles_labels()[1])
+    if entries <= _LEGEND_INSIDE:
         ax.legend(loc="best", fontsize="small")
+        return
+    ax.figure.set_size_inches(SIZE[0] + 4, max(SIZE[1], 0.2 * entries))  # the layout makes room
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", borderaxespad=0)
 
 
 def _flat(t: torch.Tensor) -> list[float]:
