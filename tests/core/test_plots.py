@@ -139,3 +139,17 @@ def test_a_failed_save_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatc
         plots.save_figure(fig, path)
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["losses.png"]
+
+
+def test_a_sweeps_many_runs_get_distinct_colours_and_a_legend_beside_the_axes():
+    histories = {
+        f"run{i}": [{"epoch": 1, "train_loss": 1.0 + i}, {"epoch": 2, "train_loss": 0.5}]
+        for i in range(12)
+    }
+    fig = plots.loss_figure(histories)
+    (ax,) = fig.axes
+    colours = [line.get_color() for line in ax.get_lines()]
+    assert len(set(colours)) == 12
+    legend = ax.get_legend()
+    assert legend.get_bbox_to_anchor().x0 > ax.get_window_extent().x1  # right of the axes
+    assert fig.get_size_inches()[0] > plots.SIZE[0]
