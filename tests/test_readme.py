@@ -70,3 +70,12 @@ def test_quick_start_is_exactly_two_commands_and_ci_runs_the_second():
     assert "examples/x_squared.toml" in commands[0] and "pytest" in commands[1]
     ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
     assert commands[1] in ci.splitlines()
+
+
+def test_plugin_guide_shows_the_example_package_verbatim():
+    package = Path(__file__).resolve().parents[1] / "examples" / "plugin"
+    module = (package / "nnrun_signum.py").read_text()
+    assert f"# nnrun_signum.py\n{module}" in README
+    assert (package / "tests" / "test_signum.py").read_text() in README
+    for line in ("[project.entry-points.nnrun]", 'signum = "nnrun_signum"'):
+        assert line in (package / "pyproject.toml").read_text() and line in README
