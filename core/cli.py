@@ -139,8 +139,18 @@ def run_command(
 
     if resume and out is None:
         raise click.UsageError("--resume needs --out DIR (the run directory to continue)")
-    experiment = load_experiment(file, overrides)
+    experiment = load_experiment(file, overrides, seed=_saved_seed(out) if resume else None)
     _run(experiment, out, jobs=jobs, resume=resume, force=force, quiet=quiet, as_json=as_json)
+
+
+def _saved_seed(run_dir: Path) -> int | None:
+    """The seed a run directory was started with: a file without a seed resumes with it."""
+    from nnrun.config.compose import tomllib
+
+    try:
+        return tomllib.loads((run_dir / "config.toml").read_text())["experiment"]["seed"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return None
 
 
 @main.command("resume")

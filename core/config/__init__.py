@@ -40,14 +40,18 @@ def load_experiment(
     path: str | Path,
     overrides: Iterable[str] = (),
     registry: Registry | None = None,
+    seed: int | None = None,
 ) -> Experiment:
-    """Read and validate an experiment file; raise `ConfigError` with one clear sentence if it's wrong."""
+    """Read and validate an experiment file; raise `ConfigError` with one clear sentence if it's wrong.
+
+    `seed` is used when the file sets none (a resume passes the seed drawn the first time).
+    """
     from nnrun.expr import compile_expression
     from nnrun.loading import load_registry
 
     path = Path(path)
     parsed = [Override.parse(text) for text in overrides]
-    experiment, composed = compose(path, parsed)
+    experiment, composed = compose(path, parsed, seed)
     text = path.read_text(encoding="utf-8")
     registry = registry if registry is not None else load_registry()
     runs = []

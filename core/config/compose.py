@@ -127,10 +127,12 @@ def set_path(document: dict[str, Any], path: Sequence[str], value: Any) -> None:
 
 
 def compose(
-    path: Path, overrides: Iterable[Override] = ()
+    path: Path, overrides: Iterable[Override] = (), seed: int | None = None
 ) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
     """Return the file's [experiment] table (name and seed filled in) and its runs, each a
-    (name, tables) pair ready for validation. A run may override any table, [experiment] too."""
+    (name, tables) pair ready for validation. A run may override any table, [experiment] too.
+
+    `seed` is the seed for a file that sets none (drawn at random when not given either)."""
     document = read_document(path)
     experiment = document.get("experiment")
     if not isinstance(experiment, dict):
@@ -139,7 +141,7 @@ def compose(
         )
     experiment.setdefault("name", path.stem)
     if "seed" not in experiment:
-        experiment["seed"] = secrets.randbelow(2**31)
+        experiment["seed"] = secrets.randbelow(2**31) if seed is None else seed
     runs = document.pop("runs", None) or [{}]
     sweep = document.pop("sweep", None) or {}
     if not isinstance(runs, list) or not all(isinstance(run, dict) for run in runs):

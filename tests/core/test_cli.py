@@ -203,3 +203,12 @@ def test_force_never_deletes_a_directory_that_is_not_a_run_directory(tmp_path):
     result = invoke(write(tmp_path, TRAIN), "--out", out, "--force")
     assert result.exit_code == 2 and "only overwrites an nnrun run directory" in result.stderr
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_resuming_a_file_without_a_seed_reuses_the_seed_drawn_the_first_time(tmp_path):
+    path = write(tmp_path, TRAIN.replace("seed = 0\n", ""))
+    out = tmp_path / "out"
+    first = json.loads(invoke(path, "--out", out, "--json").stdout)
+    result = invoke(path, "--out", out, "--resume", "--json")
+    assert result.exit_code == 0, result.output  # not refused as a changed config
+    assert json.loads(result.stdout) == first
