@@ -45,6 +45,7 @@ class ConsoleReporter(Reporter):
         self.console = console or Console(stderr=True)
         self.bar: Progress | None = None
         self.task: Any = None
+        self.held: tuple[Any, dict[str, Any]] | None = None  # an epoch line skipped by log_every
 
     def experiment_started(self, experiment: Any, out: Path, skipped: int) -> None:
         done = f" ({skipped} already finished)" if skipped else ""
@@ -103,11 +104,13 @@ class ConsoleReporter(Reporter):
             self.bar.update(self.task, speed=f"{speed:,.0f} steps/s")
 
     def epoch(self, run: Any, record: dict[str, Any]) -> None:
+        self.held = None
         if (
             self.bar is None
             and record["epoch"] % run.train.log_every
             and record["epoch"] != run.train.epochs
         ):
+            self.held = (run, record)  # shown if it turns out to be the run's last epoch
             return
         line = epoch_line(run.name, run.train.epochs, record)
         # soft_wrap: one epoch is one line in a log file, not wrapped at 80 columns
@@ -119,6 +122,14 @@ class ConsoleReporter(Reporter):
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
+        if self.held is not None:  # stopped early, off the log_every grid: show where it ended
+            run, record = self.held
+            self.held = None
+            self.console.print(
+                escape(epoch_line(run.name, run.train.epochs, record)),
+                highlight=False,
+                soft_wrap=True,
+            )
         style = STATUS_STYLE.get(entry["status"], "")
         detail = f": {entry['error']}" if entry.get("error") else ""
         self.console.print(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import textwrap
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -205,3 +206,13 @@ def test_results_table_has_train_and_solve_columns_for_a_mixed_summary():
     assert row(text, "fit") == ["fit", "ok", "0.0123457", "0.02", "7", "", "", "", "1.23"]
     assert row(text, "roots") == ["roots", "ok", "", "", "", "0.5, 2.0", "31", "True", "0.5"]
     assert row(text, "later") == ["later", "pending", "-", "-", "", "", "", "", ""]
+
+
+def test_an_early_stop_between_log_every_lines_still_shows_the_last_epoch():
+    stream = io.StringIO()
+    reporter = ConsoleReporter(Console(file=stream, force_terminal=False, width=200))
+    run = SimpleNamespace(name="r", train=SimpleNamespace(log_every=5, epochs=50))
+    for epoch in (1, 2, 3):
+        reporter.epoch(run, {"epoch": epoch, "train_loss": 1.0 / epoch})
+    reporter.run_finished({"name": "r", "status": "ok"})
+    assert epoch_lines(stream.getvalue()) == ["r  epoch 3/50  train_loss 0.333333"]
