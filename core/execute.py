@@ -40,14 +40,22 @@ def execute_run(
         }
 
 
-def execute_run_in_worker(run: RunConfig, out: Path, resume: bool) -> dict[str, Any]:
-    """Entry point of a worker process (`--jobs`): load the plugins there, then run."""
+def execute_run_in_worker(
+    run: RunConfig, out: Path, resume: bool, epoch_lines: bool
+) -> dict[str, Any]:
+    """Entry point of a worker process (`--jobs`): load the plugins there, then run. With
+    `epoch_lines`, the worker prints its per-epoch lines to stderr (never progress bars, which
+    several processes would draw over one another); the parent reports each finished run."""
     from nnrun.loading import load_registry
+    from nnrun.reporting import ConsoleReporter, worker_console
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the parent already warned about broken plugins
         registry = load_registry()
-    return execute_run(run, out, registry, SilentReporter(), resume)
+    reporter = (
+        ConsoleReporter(worker_console(), status_lines=False) if epoch_lines else SilentReporter()
+    )
+    return execute_run(run, out, registry, reporter, resume)
 
 
 def _train(

@@ -23,8 +23,9 @@ STATUS_STYLE = {
 class Reporter:
     """Receives the runner's events; this base class ignores them all (quiet mode, workers)."""
 
+    shows_epochs = False  # whether `--jobs` workers should print their per-epoch lines
+
     def experiment_started(self, experiment: Any, out: Path, skipped: int) -> None: ...
-    def run_queued(self, run: Any) -> None: ...
     def run_started(self, run: Any, epoch: int, steps_per_epoch: int) -> None: ...
     def progress(self, run: Any, progress: Any) -> None: ...
     def epoch(self, run: Any, record: dict[str, Any]) -> None: ...
@@ -41,8 +42,12 @@ SilentReporter = Reporter
 class ConsoleReporter(Reporter):
     """A progress bar per run on a terminal; plain lines (every `log_every` epochs) otherwise."""
 
-    def __init__(self, console: Console | None = None):
+    shows_epochs = True
+
+    def __init__(self, console: Console | None = None, status_lines: bool = True):
+        """`status_lines=False` leaves out the line per finished run (a worker's parent prints it)."""
         self.console = console or Console(stderr=True)
+        self.status_lines = status_lines
         self.bar: Progress | None = None
         self.task: Any = None
         self.held: tuple[Any, dict[str, Any]] | None = None  # an epoch line skipped by log_every
@@ -56,9 +61,6 @@ class ConsoleReporter(Reporter):
             ),
             soft_wrap=True,  # a path stays whole, to copy from a log
         )
-
-    def run_queued(self, run: Any) -> None:
-        self.console.print(f"[dim]queued[/] {escape(run.name)}")
 
     def run_started(self, run: Any, epoch: int, steps_per_epoch: int) -> None:
         if run.experiment.task != "train" or not self.console.is_terminal:
@@ -130,6 +132,8 @@ class ConsoleReporter(Reporter):
                 highlight=False,
                 soft_wrap=True,
             )
+        if not self.status_lines:
+            return
         style = STATUS_STYLE.get(entry["status"], "")
         detail = f": {entry['error']}" if entry.get("error") else ""
         self.console.print(
@@ -140,6 +144,11 @@ class ConsoleReporter(Reporter):
 
     def warn(self, message: str) -> None:
         self.console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+
+
+def worker_console() -> Console:
+    """Plain lines on stderr for a `--jobs` worker, whatever the terminal."""
+    return Console(stderr=True, force_terminal=False, no_color=True)
 
 
 def stdout_console() -> Console:

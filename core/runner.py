@@ -146,10 +146,11 @@ def _run_parallel(pending, directory, jobs, resume, summary: Summary, reporter: 
         initargs=(torch.get_num_threads(),),
     ) as pool:
         futures = {
-            pool.submit(execute_run_in_worker, run, directory.path, resume): run for run in pending
+            pool.submit(
+                execute_run_in_worker, run, directory.path, resume, reporter.shows_epochs
+            ): run
+            for run in pending
         }
-        for run in pending:
-            reporter.run_queued(run)
         waiting, forwarded = set(futures), False
         while waiting:
             done, waiting = concurrent.futures.wait(

@@ -181,3 +181,17 @@ def test_sigterm_checkpoints_and_kill_9_leaves_readable_results(tmp_path):
             assert (
                 json.loads((out / "summary.json").read_text())["runs"][0]["status"] == "interrupted"
             )
+
+
+def test_parallel_workers_print_their_epoch_lines_and_the_parent_one_status_line_per_run(tmp_path):
+    path = experiment_file(tmp_path, SLOW.replace("epochs = 12", "epochs = 2"))
+    result = subprocess.run(
+        [sys.executable, "-m", "nnrun", str(path), "--out", str(tmp_path / "out"), "--jobs", "2"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = result.stderr.splitlines()
+    for name in ("first", "second"):
+        assert any(line.startswith(f"{name}  epoch 2/2  train_loss") for line in lines), lines
+        assert lines.count(f"ok {name}") == 1, lines
