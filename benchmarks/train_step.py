@@ -18,7 +18,7 @@ import torch
 
 import nnrun
 from nnrun.config.schema import TrainSection
-from nnrun.train import Trainer
+from nnrun.experiment.train import Trainer
 
 N, LR, MOMENTUM = 2000, 0.001, 0.99
 

@@ -38,7 +38,7 @@ _LAZY = {
     "PluginHost": "nnrun.loading",
     "load_registry": "nnrun.loading",
     "load_experiment": "nnrun.config",
-    "run_experiment": "nnrun.runner",
+    "run_experiment": "nnrun.experiment.runner",
 }
 
 __all__ = [

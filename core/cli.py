@@ -35,7 +35,7 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from nnrun.runner import Interrupted
+        from nnrun.experiment.runner import Interrupted
 
         try:
             return command(*args, **kwargs)
@@ -186,8 +186,8 @@ def _run(
     quiet: bool,
     as_json: bool,
 ) -> None:
-    from nnrun.reporting import ConsoleReporter, Reporter
-    from nnrun.runner import run_experiment
+    from nnrun.experiment.reporting import ConsoleReporter, Reporter
+    from nnrun.experiment.runner import run_experiment
 
     reporter = Reporter() if quiet or as_json else ConsoleReporter()
     summary = run_experiment(
@@ -202,7 +202,7 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
-    from nnrun.reporting import results_table, stdout_console
+    from nnrun.experiment.reporting import results_table, stdout_console
 
     stdout_console().print(results_table(summary))
 
@@ -213,7 +213,7 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
 @reports_errors
 def check_command(file: Path, overrides: tuple[str, ...]) -> None:
     """Validate FILE and print the fully resolved experiment without running anything."""
-    from nnrun.inspection import describe_experiment
+    from nnrun.experiment.inspection import describe_experiment
 
     click.echo(describe_experiment(file, overrides))
 
@@ -225,7 +225,7 @@ def plugins_command(as_json: bool) -> None:
     """List every component by kind, with its hyperparameters and the distribution providing it."""
     import warnings
 
-    from nnrun.inspection import plugin_listing, render_plugin_listing
+    from nnrun.experiment.inspection import plugin_listing, render_plugin_listing
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # failures are part of the listing
@@ -242,7 +242,7 @@ def plugins_command(as_json: bool) -> None:
 @reports_errors
 def show_command(run_dir: Path, as_json: bool) -> None:
     """Print a run directory's results table again."""
-    from nnrun.rundir import RunDirectory
+    from nnrun.experiment.rundir import RunDirectory
 
     _print_summary(RunDirectory(run_dir).read_summary(), as_json)
 
@@ -252,8 +252,8 @@ def show_command(run_dir: Path, as_json: bool) -> None:
 @reports_errors
 def compare_command(run_dirs: tuple[Path, ...]) -> None:
     """Put several run directories' results side by side."""
-    from nnrun.inspection import comparison_table
-    from nnrun.reporting import stdout_console
+    from nnrun.experiment.inspection import comparison_table
+    from nnrun.experiment.reporting import stdout_console
 
     stdout_console().print(comparison_table(run_dirs))
 

@@ -46,7 +46,7 @@ def load_experiment(
 
     `seed` is used when the file sets none (a resume passes the seed drawn the first time).
     """
-    from nnrun.expr import compile_expression
+    from nnrun.experiment.expr import compile_expression
     from nnrun.loading import load_registry
 
     path = Path(path)

@@ -9,14 +9,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from nnrun.assemble import make_data, make_model, make_solver, shuffle_generator
 from nnrun.config.components import build
 from nnrun.config.schema import RunConfig
 from nnrun.errors import ConfigError
+from nnrun.experiment.assemble import make_data, make_model, make_solver, shuffle_generator
+from nnrun.experiment.reporting import Reporter, SilentReporter
+from nnrun.experiment.rundir import RunDirectory
+from nnrun.experiment.train import Trainer
 from nnrun.registry import Registry
-from nnrun.reporting import Reporter, SilentReporter
-from nnrun.rundir import RunDirectory
-from nnrun.train import Trainer
 
 
 def execute_run(
@@ -46,8 +46,8 @@ def execute_run_in_worker(
     """Entry point of a worker process (`--jobs`): load the plugins there, then run. With
     `epoch_lines`, the worker prints its per-epoch lines to stderr (never progress bars, which
     several processes would draw over one another); the parent reports each finished run."""
+    from nnrun.experiment.reporting import ConsoleReporter, worker_console
     from nnrun.loading import load_registry
-    from nnrun.reporting import ConsoleReporter, worker_console
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the parent already warned about broken plugins

@@ -14,7 +14,7 @@ from rich.console import Console
 
 import nnrun
 from nnrun.cli import main
-from nnrun.reporting import ConsoleReporter, results_table
+from nnrun.experiment.reporting import ConsoleReporter, results_table
 
 TINY = """
 [experiment]

@@ -10,13 +10,13 @@ from typing import Any
 import torch
 
 from nnrun.config import Experiment
+from nnrun.experiment.rundir import RunDirectory
 from nnrun.registry import Registry
-from nnrun.rundir import RunDirectory
 from nnrun.solver import Descent
 
 
 def plot_run_directory(path: Path, experiment: Experiment, registry: Registry) -> list[Path]:
-    from nnrun.plots import plot_descent, plot_losses
+    from nnrun.experiment.plots import plot_descent, plot_losses
 
     directory = RunDirectory(path)
     records = directory.read_metrics()
@@ -53,9 +53,9 @@ def plot_run_directory(path: Path, experiment: Experiment, registry: Registry) -
 
 def _plot_fit(directory: RunDirectory, runs: list[Any], registry: Registry) -> Path | None:
     """Data, target and each run's final prediction, for the runs that share the first run's data."""
-    from nnrun.assemble import make_data, make_model
-    from nnrun.expr import compile_expression
-    from nnrun.plots import plot_fit
+    from nnrun.experiment.assemble import make_data, make_model
+    from nnrun.experiment.expr import compile_expression
+    from nnrun.experiment.plots import plot_fit
 
     first = runs[0]
     data = make_data(first)

@@ -24,8 +24,8 @@ class Data:
 def make_data(run: RunConfig) -> Data:
     """The run's dataset, drawn from the experiment seed: every run with the same [data] and seed
     gets the same points."""
-    from nnrun.data import function_dataset, split_dataset
-    from nnrun.expr import compile_expression
+    from nnrun.experiment.data import function_dataset, split_dataset
+    from nnrun.experiment.expr import compile_expression
 
     spec, settings = run.data, run.experiment
     generator = torch.Generator().manual_seed(settings.seed)

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 import nnrun
-from nnrun.assemble import make_data, make_model
 from nnrun.config.schema import TrainSection
+from nnrun.experiment.assemble import make_data, make_model
+from nnrun.experiment.train import Trainer, clip_grad_norm
 from nnrun.model import MLP
-from nnrun.train import Trainer, clip_grad_norm
 
 F64 = torch.float64
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

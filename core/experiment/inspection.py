@@ -79,8 +79,8 @@ def render_plugin_listing(listing: dict[str, Any], console: Console | None = Non
 def describe_experiment(file: Path, overrides: Iterable[str] = ()) -> str:
     """The resolved experiment as TOML, with a comment per component naming its distribution."""
     from nnrun.config import load_experiment
+    from nnrun.experiment.rundir import _toml_ready
     from nnrun.loading import load_registry
-    from nnrun.rundir import _toml_ready
 
     registry = load_registry()
     experiment = load_experiment(file, overrides, registry=registry)
@@ -97,8 +97,8 @@ def describe_experiment(file: Path, overrides: Iterable[str] = ()) -> str:
 
 def comparison_table(run_dirs: Iterable[Path]) -> Table:
     """One row per run of every directory given, prefixed by the directory."""
-    from nnrun.reporting import results_table
-    from nnrun.rundir import RunDirectory
+    from nnrun.experiment.reporting import results_table
+    from nnrun.experiment.rundir import RunDirectory
 
     rows = []
     for path in run_dirs:

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 import nnrun
 from nnrun.cli import main
-from nnrun.rundir import RunDirectory, write_atomic
+from nnrun.experiment.rundir import RunDirectory, write_atomic
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -233,7 +233,7 @@ def test_runs_whose_names_differ_only_in_unsafe_characters_keep_separate_checkpo
     experiment = nnrun.load_experiment(write(tmp_path, text), ["experiment.seed=0"])
     summary = nnrun.run_experiment(experiment, tmp_path / "out")
     registry = nnrun.load_registry()
-    from nnrun.assemble import make_data, make_model
+    from nnrun.experiment.assemble import make_data, make_model
 
     directory = RunDirectory(tmp_path / "out")
     for run, entry in zip(experiment.runs, summary["runs"]):

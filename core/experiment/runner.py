@@ -19,11 +19,11 @@ from typing import Any
 
 from nnrun.config import Experiment, RunConfig
 from nnrun.errors import ConfigError, NnrunError
+from nnrun.experiment.reporting import Reporter, SilentReporter
+from nnrun.experiment.rundir import CONFIG, SUMMARY, RunDirectory
+from nnrun.experiment.train import StopFlag
 from nnrun.loading import load_registry
 from nnrun.registry import Registry
-from nnrun.reporting import Reporter, SilentReporter
-from nnrun.rundir import CONFIG, SUMMARY, RunDirectory
-from nnrun.train import StopFlag
 
 FINISHED = ("ok", "diverged")
 
@@ -51,7 +51,7 @@ def run_experiment(
     With `resume`, `out` must hold this same experiment: finished runs are skipped and unfinished
     ones continue from their last checkpoint.
     """
-    from nnrun.plotting import plot_run_directory
+    from nnrun.experiment.plotting import plot_run_directory
 
     registry = registry if registry is not None else load_registry()
     reporter = reporter or SilentReporter()
@@ -121,7 +121,7 @@ class Summary:
 
 
 def _run_serial(pending, directory, registry, reporter, resume, summary: Summary) -> None:
-    from nnrun.execute import execute_run
+    from nnrun.experiment.execute import execute_run
 
     for run in pending:
         summary.record(execute_run(run, directory.path, registry, reporter, resume))
@@ -135,7 +135,7 @@ def _run_parallel(pending, directory, jobs, resume, summary: Summary, reporter: 
     yet started stay pending for `nnrun resume`."""
     import torch
 
-    from nnrun.execute import execute_run_in_worker
+    from nnrun.experiment.execute import execute_run_in_worker
 
     # Workers compute with the parent's thread count: it decides the summation order of matrix
     # products, so the numbers stay identical to a serial run.
@@ -226,7 +226,7 @@ def forget_unsaved_epochs(directory: RunDirectory, unfinished: list[RunConfig]) 
 def refuse_changed_config(directory: RunDirectory, config: dict[str, Any]) -> None:
     """Resuming under a different configuration would silently mix two experiments."""
     from nnrun.config.compose import tomllib
-    from nnrun.rundir import _toml_ready
+    from nnrun.experiment.rundir import _toml_ready
 
     saved = tomllib.loads((directory.path / CONFIG).read_text(encoding="utf-8"))
     differences = diff(saved, _toml_ready(config))

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 import nnrun
 from nnrun.cli import main
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -16,8 +16,8 @@ import torch
 
 import nnrun
 from nnrun.errors import ConfigError
-from nnrun.runner import Interrupted, run_experiment
-from nnrun.train import StopFlag, Trainer
+from nnrun.experiment.runner import Interrupted, run_experiment
+from nnrun.experiment.train import StopFlag, Trainer
 
 SLOW = """
 [experiment]

@@ -8,7 +8,7 @@ import matplotlib.image
 import pytest
 import torch
 
-from nnrun import plots
+from nnrun.experiment import plots
 from nnrun.solver import Descent
 
 # A glyph missing from the font or a log axis fed a zero shows up as a warning: make it fail.

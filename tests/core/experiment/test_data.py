@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nnrun.data import batches, function_dataset, minibatches, split, split_dataset
+from nnrun.experiment.data import batches, function_dataset, minibatches, split, split_dataset
 
 
 def gen(seed: int = 0) -> torch.Generator:

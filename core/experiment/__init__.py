@@ -1,0 +1,7 @@
+"""Running experiments: data, the training loop, run directories, plots and terminal output.
+
+`runner.run_experiment` is the entry point; `execute` runs one run (train or solve) with the
+pieces `assemble` builds from its resolved config, `train` is the training loop, `rundir` what a
+run leaves on disk, `plots`/`plotting` the figures, and `reporting`/`inspection` what the CLI
+prints.
+"""
