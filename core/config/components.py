@@ -9,6 +9,7 @@ import torch
 from nnrun.config.schema import ComponentSpec, RunConfig, SolverSpec
 from nnrun.errors import ConfigError, NnrunError
 from nnrun.hyperparameters import hyperparameters, supplied_keywords, validate
+from nnrun.optimizer import Optimizer
 from nnrun.parameter import Parameter
 from nnrun.registry import Registry
 
@@ -52,10 +53,10 @@ def resolve(run: RunConfig, registry: Registry) -> RunConfig:
             cls = registry.kind(kind)[spec.name]
         except NnrunError as error:
             raise ConfigError(f"{where}: {error}") from None
-        params = validate(cls, kind, spec.name, _own_params(spec), where)
+        params = validate(cls, kind, spec.name, spec.params, where)
         if kind == "optimizers" and "lr" in params and not params["lr"] > 0:
             raise ConfigError(f"{where}: lr = {params['lr']!r}: the learning rate must be > 0")
-        _try_build(registry, kind, spec.name, params, where)
+        _check_arguments(registry, kind, _respec(spec, params), where)
         filled = {
             h.name: h.default
             for h in hyperparameters(cls, kind)
@@ -78,44 +79,28 @@ def _fits_toml(value: Any) -> bool:
 
 
 def build(registry: Registry, kind: str, spec: ComponentSpec, *args: Any) -> Any:
-    """Instantiate a component from its (already resolved) spec; `args` are what nnrun supplies."""
+    """Instantiate a component from its (already resolved) spec; `args` are what nnrun supplies.
+
+    A solver's `optimizer` is a field of its spec, not one of its params: nnrun builds that one.
+    """
     cls = registry.kind(kind)[spec.name]
-    return cls(*args, **_own_params(spec), **supplied_keywords(cls, registry))
+    return cls(*args, **spec.params, **supplied_keywords(cls, registry))
 
 
-def _own_params(spec: ComponentSpec) -> dict[str, Any]:
-    return spec.params  # SolverSpec keeps `optimizer` as a field, so it is not among the params
-
-
-def _try_build(
-    registry: Registry, kind: str, name: str, params: dict[str, Any], where: str
-) -> None:
-    """Construct once so the component's own argument checks (torch-style) run before training."""
+def _check_arguments(registry: Registry, kind: str, spec: ComponentSpec, where: str) -> None:
+    """Construct once so the component's own argument checks (torch-style) run before training;
+    optimizers get a throwaway parameter, schedulers a throwaway optimizer."""
     args: list[Any] = []
     if kind in ("optimizers", "schedulers"):
-        optimizer_params = [Parameter(torch.zeros(1))]
-        args = [optimizer_params]
+        args = [[Parameter(torch.zeros(1))]]
         if kind == "schedulers":
-            args = [_Probe(optimizer_params, lr=0.1)]
-    cls = registry.kind(kind)[name]
+            args = [Optimizer(args[0], lr=0.1)]
     try:
-        cls(*args, **params, **supplied_keywords(cls, registry))
+        build(registry, kind, spec, *args)
     except NnrunError as error:
         raise ConfigError(f"{where}: {error}") from None
     except (ValueError, TypeError) as error:
-        raise ConfigError(f"{where}: {kind[:-1]} {name!r}: {error}") from None
-
-
-class _Probe:
-    """A stand-in optimizer for checking a scheduler's arguments."""
-
-    def __init__(self, params: list[Parameter], lr: float):
-        self.params, self.hyperparameters, self.state = params, {"lr": lr}, {}
-
-    lr = property(
-        lambda self: self.hyperparameters["lr"],
-        lambda self, value: self.hyperparameters.__setitem__("lr", value),
-    )
+        raise ConfigError(f"{where}: {kind[:-1]} {spec.name!r}: {error}") from None
 
 
 def _respec(spec: ComponentSpec, params: dict[str, Any]) -> ComponentSpec:
@@ -138,8 +123,3 @@ def _with(run: RunConfig, updates: dict[tuple[str, ...], ComponentSpec]) -> RunC
         )
         table[leaf] = spec.to_dict() | keep
     return RunConfig(**data)
-
-
-def signature_text(cls: type, kind: str) -> str:
-    """`lr=0.001, momentum=0, ...` for listings."""
-    return ", ".join(str(h) for h in hyperparameters(cls, kind))

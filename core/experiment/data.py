@@ -93,33 +93,11 @@ def split_dataset(
     return (*parts["train"], *parts["val"])
 
 
-def batches(
-    n: int,
-    batch_size: int,
-    shuffle: bool,
-    generator: torch.Generator | None,
-    device: torch.device | str = "cpu",
-) -> Iterator[slice | Tensor]:
-    """One epoch of indices into n samples, batch_size at a time (the last batch may be smaller).
-
-    Without shuffle it yields slices (indexing with them makes views, no copies). With shuffle it
-    draws one permutation per epoch from `generator`, so the order is reproducible from its seed,
-    and yields views of it on `device`. Prefer `minibatches` when the data is at hand: it gathers
-    once per epoch instead of once per batch.
-    """
-    order = _epoch_order(n, batch_size, shuffle, generator)
-    if order is None:
-        yield from _slices(n, batch_size)
-        return
-    order = order.to(device)
-    for s in _slices(n, batch_size):
-        yield order[s]
-
-
 def minibatches(
     x: Tensor, y: Tensor, batch_size: int, shuffle: bool, generator: torch.Generator | None
 ) -> Iterator[tuple[Tensor, Tensor]]:
-    """One epoch of (x_batch, y_batch), shuffled like `batches` with the same generator draws.
+    """One epoch of (x_batch, y_batch), the last batch possibly smaller; shuffled with one
+    permutation drawn from `generator`, so the order is reproducible from its seed.
 
     The data is permuted once per epoch and every batch is a view of it, so a batch costs two
     slices and no allocation of data, which matters at batch size 1.

@@ -79,7 +79,7 @@ def render_plugin_listing(listing: dict[str, Any], console: Console | None = Non
 def describe_experiment(file: Path, overrides: Iterable[str] = ()) -> str:
     """The resolved experiment as TOML, with a comment per component naming its distribution."""
     from nnrun.config import load_experiment
-    from nnrun.experiment.rundir import _toml_ready
+    from nnrun.experiment.rundir import toml_ready
     from nnrun.loading import load_registry
 
     registry = load_registry()
@@ -92,7 +92,7 @@ def describe_experiment(file: Path, overrides: Iterable[str] = ()) -> str:
                 line = f"#   {where} {spec.name!r} <- {provider}"
                 if line not in lines:
                     lines.append(line)
-    return "\n".join(lines) + "\n\n" + tomli_w.dumps(_toml_ready(experiment.to_dict()))
+    return "\n".join(lines) + "\n\n" + tomli_w.dumps(toml_ready(experiment.to_dict()))
 
 
 def comparison_table(run_dirs: Iterable[Path]) -> Table:

@@ -96,7 +96,7 @@ class RunDirectory:
     # config and environment -------------------------------------------------------------------
     def write_config(self, config: dict[str, Any], overrides: list[str]) -> None:
         write_atomic(
-            self.path / CONFIG, lambda p: p.write_bytes(tomli_w.dumps(_toml_ready(config)).encode())
+            self.path / CONFIG, lambda p: p.write_bytes(tomli_w.dumps(toml_ready(config)).encode())
         )
         if overrides:
             text = "".join(f"{override}\n" for override in overrides)
@@ -192,10 +192,10 @@ class RunDirectory:
         return torch.load(last, map_location="cpu", weights_only=False)
 
 
-def _toml_ready(value: Any) -> Any:
+def toml_ready(value: Any) -> Any:
     """TOML has no null: drop None values (they mean "not set")."""
     if isinstance(value, dict):
-        return {k: _toml_ready(v) for k, v in value.items() if v is not None}
+        return {k: toml_ready(v) for k, v in value.items() if v is not None}
     if isinstance(value, (list, tuple)):
-        return [_toml_ready(v) for v in value if v is not None]
+        return [toml_ready(v) for v in value if v is not None]
     return value

@@ -226,10 +226,10 @@ def forget_unsaved_epochs(directory: RunDirectory, unfinished: list[RunConfig]) 
 def refuse_changed_config(directory: RunDirectory, config: dict[str, Any]) -> None:
     """Resuming under a different configuration would silently mix two experiments."""
     from nnrun.config.compose import tomllib
-    from nnrun.experiment.rundir import _toml_ready
+    from nnrun.experiment.rundir import toml_ready
 
     saved = tomllib.loads((directory.path / CONFIG).read_text(encoding="utf-8"))
-    differences = diff(saved, _toml_ready(config))
+    differences = diff(saved, toml_ready(config))
     if differences:
         shown = "; ".join(differences[:10]) + (
             f"; and {len(differences) - 10} more" if len(differences) > 10 else ""

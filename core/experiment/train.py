@@ -7,9 +7,10 @@ resumed produces bit-identical numbers on CPU to one that never stopped.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ import torch
 
 from nnrun.components import Loss
 from nnrun.config.schema import TrainSection
+from nnrun.experiment.data import minibatches
 from nnrun.model import MLP
 from nnrun.optimizer import Optimizer
 from nnrun.scheduler import Scheduler
@@ -75,8 +77,9 @@ class Trainer:
         self.val = val_data if val_data is not None and len(val_data[0]) else None
         self.generator = generator
         self.stop = stop
-        first = self.x
-        self.probes = torch.tensor(settings.probes, dtype=first.dtype, device=first.device)[:, None]
+        self.probes = torch.tensor(settings.probes, dtype=self.x.dtype, device=self.x.device)[
+            :, None
+        ]
         self.state = TrainState()
         self.steps_per_epoch = math.ceil(len(self.x) / settings.batch_size)
 
@@ -89,14 +92,12 @@ class Trainer:
         """Train until the last epoch, divergence, early stop or a stop request; return the status."""
         settings, state = self.settings, self.state
         model, loss, optimizer = self.model, self.loss, self.optimizer
-        batch_size, n = settings.batch_size, len(self.x)
         progress_every = max(1, self.steps_per_epoch // 50)
         while state.epoch < settings.epochs:
             started = time.perf_counter()
-            x, y = self._epoch_data()
-            loss_sum = torch.zeros((), dtype=torch.float64, device=x.device).add_(state.loss_sum)
-            for start in range(state.step * batch_size, n, batch_size):
-                xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+            loss_sum = torch.zeros((), dtype=torch.float64, device=self.x.device)
+            loss_sum.add_(state.loss_sum)
+            for xb, yb in self._epoch_batches():
                 pred = model.forward(xb)
                 batch_loss = loss.forward(pred, yb)
                 loss_sum += batch_loss
@@ -136,17 +137,20 @@ class Trainer:
             state.status = "ok"
         return state.status
 
-    def _epoch_data(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """This epoch's (possibly shuffled) data; the permutation is re-drawn from the saved
-        generator state, so a resume mid-epoch sees the same order."""
-        if not self.settings.shuffle:
-            return self.x, self.y
-        if self.state.step == 0:
-            self.state.order_generator = self.generator.get_state().tolist()
-        else:
-            self.generator.set_state(torch.tensor(self.state.order_generator, dtype=torch.uint8))
-        order = torch.randperm(len(self.x), generator=self.generator).to(self.x.device)
-        return self.x[order], self.y[order]
+    def _epoch_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This epoch's batches from where it stands. The shuffling generator's state at the
+        epoch's start is kept, so a resume mid-epoch draws the same order and skips what it did."""
+        if self.settings.shuffle:
+            if self.state.step == 0:
+                self.state.order_generator = self.generator.get_state().tolist()
+            else:
+                self.generator.set_state(
+                    torch.tensor(self.state.order_generator, dtype=torch.uint8)
+                )
+        epoch = minibatches(
+            self.x, self.y, self.settings.batch_size, self.settings.shuffle, self.generator
+        )
+        return itertools.islice(epoch, self.state.step, None)
 
     def _end_epoch(self, train_loss: float) -> dict[str, Any]:
         state, settings = self.state, self.settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nnrun.experiment.data import batches, function_dataset, minibatches, split, split_dataset
+from nnrun.experiment.data import function_dataset, minibatches, split, split_dataset
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -174,37 +174,36 @@ def test_split_keeps_cuda_data_on_cuda():
     assert all(t.device == x.device for t in parts)
 
 
-def test_batches_without_shuffle_are_slices_in_order():
-    got = list(batches(10, 3, shuffle=False, generator=None))
-    assert got == [slice(0, 3), slice(3, 6), slice(6, 9), slice(9, 10)]
+def test_unshuffled_minibatches_are_consecutive_slices_in_order():
+    x, y = numbered(10)
+    got = [xb[:, 0].tolist() for xb, _ in minibatches(x, y, 3, shuffle=False, generator=None)]
+    assert got == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0], [9.0]]
 
 
 @pytest.mark.parametrize("n,batch_size", [(10, 1), (10, 3), (10, 10), (10, 64), (2000, 32)])
-def test_shuffled_batches_visit_every_index_once_per_epoch(n, batch_size):
+def test_shuffled_minibatches_visit_every_sample_once_per_epoch_with_its_target(n, batch_size):
+    x, y = numbered(n)
     g = gen()
     for _ in range(2):
-        got = list(batches(n, batch_size, shuffle=True, generator=g))
-        assert [len(b) for b in got[:-1]] == [batch_size] * (len(got) - 1)
-        assert torch.equal(torch.cat(got).sort().values, torch.arange(n))
+        got = list(minibatches(x, y, batch_size, shuffle=True, generator=g))
+        assert [len(xb) for xb, _ in got[:-1]] == [batch_size] * (len(got) - 1)
+        xs = torch.cat([xb for xb, _ in got])
+        assert torch.equal(xs[:, 0].sort().values, x[:, 0])
+        assert torch.equal(torch.cat([yb for _, yb in got]), 10 * xs)
 
 
 def test_shuffle_is_reproducible_from_the_generator_and_changes_between_epochs():
+    x, y = numbered(100)
+
+    def epoch(g):
+        return torch.cat([xb for xb, _ in minibatches(x, y, 7, True, g)])
+
     g1, g2 = gen(3), gen(3)
-    epoch1 = torch.cat(list(batches(100, 7, True, g1)))
-    assert torch.equal(epoch1, torch.cat(list(batches(100, 7, True, g2))))
-    epoch2 = torch.cat(list(batches(100, 7, True, g1)))
+    epoch1 = epoch(g1)
+    assert torch.equal(epoch1, epoch(g2))
+    epoch2 = epoch(g1)
     assert not torch.equal(epoch1, epoch2)
-    assert not torch.equal(epoch1, torch.arange(100))
-
-
-@pytest.mark.parametrize("shuffle", [False, True])
-def test_minibatches_follow_the_same_order_as_batches(shuffle):
-    x, y = numbered(23)
-    pairs = list(minibatches(x, y, 5, shuffle, gen(4)))
-    indices = list(batches(23, 5, shuffle, gen(4)))
-    assert len(pairs) == len(indices) == 5
-    for (xb, yb), index in zip(pairs, indices):
-        assert torch.equal(xb, x[index]) and torch.equal(yb, 10 * xb)
+    assert not torch.equal(epoch1, x)
 
 
 def test_unshuffled_minibatches_are_views_not_copies():
@@ -222,7 +221,5 @@ def test_unshuffled_minibatches_are_views_not_copies():
     ],
 )
 def test_invalid_batching_is_refused(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        list(batches(10, **kwargs))
     with pytest.raises(ValueError, match=message):
         list(minibatches(*numbered(10), **kwargs))
