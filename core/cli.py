@@ -135,12 +135,20 @@ def run_command(
     as_json: bool,
 ) -> None:
     """Run the experiment in FILE."""
-    from nnrun.config import load_experiment
-
     if resume and out is None:
         raise click.UsageError("--resume needs --out DIR (the run directory to continue)")
-    experiment = load_experiment(file, overrides, seed=_saved_seed(out) if resume else None)
-    _run(experiment, out, jobs=jobs, resume=resume, force=force, quiet=quiet, as_json=as_json)
+    seed = _saved_seed(out) if resume else None
+    _run(
+        file,
+        overrides,
+        seed,
+        out,
+        jobs=jobs,
+        resume=resume,
+        force=force,
+        quiet=quiet,
+        as_json=as_json,
+    )
 
 
 def _saved_seed(run_dir: Path) -> int | None:
@@ -159,25 +167,20 @@ def _saved_seed(run_dir: Path) -> int | None:
 @reports_errors
 def resume_command(run_dir: Path, jobs: int, quiet: bool, as_json: bool) -> None:
     """Continue RUN_DIR's unfinished runs from their last checkpoints; finished runs are skipped."""
-    from nnrun.config import load_experiment
     from nnrun.errors import ConfigError
 
     config = run_dir / "config.toml"
     if not config.is_file():
         raise ConfigError(f"{run_dir}: not an nnrun run directory (no config.toml)")
     _run(
-        load_experiment(config),
-        run_dir,
-        jobs=jobs,
-        resume=True,
-        force=False,
-        quiet=quiet,
-        as_json=as_json,
+        config, (), None, run_dir, jobs=jobs, resume=True, force=False, quiet=quiet, as_json=as_json
     )
 
 
 def _run(
-    experiment: Any,
+    file: Path,
+    overrides: tuple[str, ...],
+    seed: int | None,
     out: Path | None,
     *,
     jobs: int,
@@ -186,12 +189,17 @@ def _run(
     quiet: bool,
     as_json: bool,
 ) -> None:
+    """Load the plugins once, validate the experiment against them, run it, print the summary."""
+    from nnrun.config import load_experiment
     from nnrun.experiment.reporting import ConsoleReporter, Reporter
     from nnrun.experiment.runner import run_experiment
+    from nnrun.loading import load_registry
 
+    registry = load_registry()
+    experiment = load_experiment(file, overrides, registry=registry, seed=seed)
     reporter = Reporter() if quiet or as_json else ConsoleReporter()
     summary = run_experiment(
-        experiment, out, jobs=jobs, resume=resume, force=force, reporter=reporter
+        experiment, out, registry=registry, jobs=jobs, resume=resume, force=force, reporter=reporter
     )
     _print_summary(summary, as_json)
     if any(run["status"] == "failed" for run in summary["runs"]):
