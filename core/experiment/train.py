@@ -89,7 +89,10 @@ class Trainer:
         on_progress: Callable[[Progress], None] | None = None,
         on_checkpoint: Callable[[], None] | None = None,
     ) -> str:
-        """Train until the last epoch, divergence, early stop or a stop request; return the status."""
+        """Train until the last epoch, divergence, early stop or a stop request; return the status.
+
+        `on_checkpoint` is called every `checkpoint_every` epochs before the last; the caller
+        writes the final (or interrupted) state once training returns."""
         settings, state = self.settings, self.state
         model, loss, optimizer = self.model, self.loss, self.optimizer
         progress_every = max(1, self.steps_per_epoch // 50)
@@ -126,8 +129,11 @@ class Trainer:
             on_epoch(record)
             if state.status != "running":
                 break
-            if on_checkpoint is not None and (
-                settings.checkpoint_every and state.epoch % settings.checkpoint_every == 0
+            last = state.epoch == settings.epochs  # the caller checkpoints the end itself
+            if (
+                on_checkpoint is not None
+                and not last
+                and (settings.checkpoint_every and state.epoch % settings.checkpoint_every == 0)
             ):
                 on_checkpoint()
             if self.stop.requested:
