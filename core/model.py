@@ -44,7 +44,7 @@ class MLP:
         self._cache: list[tuple[torch.Tensor, torch.Tensor] | None] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        cache = []
+        cache: list[tuple[torch.Tensor, torch.Tensor] | None] = []
         for layer, activation in zip(self.layers, self.activations):
             z = layer.forward(x)
             if activation is None:
@@ -62,10 +62,12 @@ class MLP:
         grad = grad_output
         last = len(self.layers) - 1
         for index in range(last, -1, -1):
-            cached = self._cache[index]
-            if cached is not None:
-                grad = self.activations[index].backward(cached[0], cached[1], grad)
-            grad = self.layers[index].backward(grad, input_grad=index > 0)
+            cached, activation = self._cache[index], self.activations[index]
+            if cached is not None and activation is not None:
+                grad = activation.backward(cached[0], cached[1], grad)
+            grad_in = self.layers[index].backward(grad, input_grad=index > 0)
+            if grad_in is not None:
+                grad = grad_in
 
     def parameters(self) -> list[Parameter]:
         return [p for layer in self.layers for p in layer.parameters()]
