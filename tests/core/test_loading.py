@@ -420,3 +420,18 @@ def test_every_hook_says_when_it_is_called_its_register_contract_and_what_failin
     for hook in HOOKS.values():
         doc = getattr(hookspecs, hook).__doc__
         assert "Called" in doc and "`register(name, cls)`" in doc and "fails" in doc, hook
+
+
+def test_the_readme_shows_the_misspelled_hook_message_as_nnrun_prints_it(nnrun_host):
+    from pathlib import Path
+
+    class Plugin:
+        @nnrun.hookimpl
+        def register_optimisers(self, register):
+            pass
+
+    with pytest.raises(PluginError) as info:
+        nnrun_host.register(Plugin(), provider=Provider("nnrun-signum", "0.1.0", "signum"))
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    line = f"plugin 'signum' from nnrun-signum 0.1.0 failed to load and was skipped: {info.value.reason}"
+    assert f"warning: {line}\n" in readme
