@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import Any, TypeVar
 
 import pluggy
 
@@ -30,6 +30,8 @@ ENTRY_POINT_GROUP = hookspecs.PROJECT
 #: What plugin code may raise and still fail only itself (a real Ctrl-C is told apart below).
 CAUGHT = (Exception, SystemExit, KeyboardInterrupt, GeneratorExit)
 
+P = TypeVar("P")
+
 
 class PluginHost:
     """A pluggy plugin manager that remembers which distribution each plugin came from."""
@@ -40,7 +42,7 @@ class PluginHost:
         self.providers: dict[str, Provider] = {}
         self.failures: list[PluginFailure] = []
 
-    def register(self, plugin: object, name: str | None = None, provider: Provider | None = None):
+    def register(self, plugin: P, name: str | None = None, provider: Provider | None = None) -> P:
         """Register a plugin object or module in-process (tests, notebooks, embedding apps).
 
         Raise `PluginError` (and register nothing) if it implements a hook that does not exist, or
@@ -70,7 +72,7 @@ class PluginHost:
                 continue  # the same distribution seen twice on sys.path
             interrupt = _Interrupt()
             try:
-                with plugin_code(interrupt):
+                with _plugin_code(interrupt):
                     plugin = entry_point.load()
                 self.register(plugin, name=name, provider=provider)
             except CAUGHT as error:
@@ -92,7 +94,7 @@ class PluginHost:
 
                 interrupt = _Interrupt()
                 try:
-                    with plugin_code(interrupt):
+                    with _plugin_code(interrupt):
                         impl.function(**{arg: register for arg in impl.argnames})
                 except CAUGHT as error:
                     interrupt.reraise_if_real(error)
@@ -129,7 +131,7 @@ class _Interrupt:
 
 
 @contextlib.contextmanager
-def plugin_code(interrupt: _Interrupt) -> Iterator[None]:
+def _plugin_code(interrupt: _Interrupt) -> Iterator[None]:
     """Run plugin code with its prints on stderr, noting in `interrupt` any SIGINT that arrives.
 
     The SIGINT handler in place is still called, so Ctrl-C behaves as it did; off the main thread

@@ -119,6 +119,9 @@ def register_activations(register):
     with pytest.warns(PluginLoadWarning, match="ValueError: hook failed"):
         registry = nnrun.load_registry()
     assert "half_registered" not in registry.activations
+    with pytest.raises(UnknownComponentError) as info:
+        registry.activations["half_registered"]
+    assert "half_registered" not in info.value.available  # not offered as a suggestion either
     assert "sigmoid" in registry.activations
 
 
