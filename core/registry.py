@@ -138,14 +138,15 @@ class Registry:
                 f"{what}: component names are non-empty strings, got {name!r}",
                 provider.describe(),
             )
-        base = f"nnrun.{base_class(kind).__name__}"
+        expected = base_class(kind)
+        base = f"nnrun.{expected.__name__}"
         if not isinstance(cls, type):
             raise PluginError(
                 f"{what}: {kind} must be classes that subclass {base}, got a value of type "
                 f"{type(cls).__name__}",
                 provider.describe(),
             )
-        if not issubclass(cls, base_class(kind)):
+        if not issubclass(cls, expected):
             raise PluginError(
                 f"{what}: {cls.__qualname__} does not subclass {base}, "
                 f"the base class of every {kind[:-1]}",
