@@ -169,6 +169,8 @@ def test_plugins_json_lists_components_with_hyperparameters_and_provenance():
 
 BROKEN = {
     "import": ({"broken_plugin": "raise ImportError('needs [libfoo]')"}, "ImportError"),
+    "exit": ({"broken_plugin": "import sys\nsys.exit('bye')"}, "SystemExit"),
+    "interrupt": ({"broken_plugin": "raise KeyboardInterrupt"}, "KeyboardInterrupt"),
     "hook": (
         {
             "broken_plugin": """
