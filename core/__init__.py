@@ -14,6 +14,8 @@ from nnrun.errors import (
     ConfigError,
     DuplicateComponentError,
     NnrunError,
+    PluginError,
+    PluginLoadError,
     PluginLoadWarning,
     UnknownComponentError,
 )
@@ -45,6 +47,8 @@ __all__ = [
     "ConfigError",
     "DuplicateComponentError",
     "NnrunError",
+    "PluginError",
+    "PluginLoadError",
     "PluginLoadWarning",
     "UnknownComponentError",
     "__version__",

@@ -230,7 +230,8 @@ def check_command(file: Path, overrides: tuple[str, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the listing as JSON.")
 @reports_errors
 def plugins_command(as_json: bool) -> None:
-    """List every component by kind, with its hyperparameters and the distribution providing it."""
+    """List every component by kind, with its hyperparameters and the distribution providing it,
+    and the problems: plugins that failed to load, names that two distributions register."""
     import warnings
 
     from nnrun.experiment.inspection import plugin_listing, render_plugin_listing

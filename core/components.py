@@ -1,6 +1,6 @@
 """Base classes for the stateless components: activations, losses and initializers.
 
-Plugins may subclass these or simply provide the same methods; nnrun only calls the methods.
+A plugin's components subclass these (a class that does not is rejected when registered).
 Hyperparameters are the constructor's keyword arguments, and their annotations and defaults are
 what `nnrun plugins` shows and what experiment files are validated against.
 """

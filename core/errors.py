@@ -49,3 +49,18 @@ def suggest(word: str, choices: Iterable[str]) -> str:
     """Return "; did you mean 'x'?" for the closest of `choices`, or an empty string."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class PluginError(NnrunError):
+    """A plugin that breaks the plugin contract: an unknown hook, or a registration that is not a
+    class of the kind's base class. Raised where the plugin is registered; while loading, that
+    plugin is reported as failed and skipped like one that raised."""
+
+    def __init__(self, reason: str, plugin: str = ""):
+        self.reason = reason
+        super().__init__(f"{plugin}: {reason}" if plugin else reason)
+
+
+class PluginLoadError(NnrunError):
+    """A plugin failed to load with `NNRUN_STRICT_PLUGINS=1`: the one line that is otherwise a
+    warning, now an error (the plugin's own exception is its `__cause__`)."""

@@ -2,6 +2,13 @@
 
 A plugin module implements any of these with `@nnrun.hookimpl` and calls
 `register(name, component_class)` once per component it provides.
+
+Every hook is called each time nnrun builds a registry (`nnrun.load_registry()`): once per command
+that needs components, and once in each worker process of `--jobs`, after every plugin has been
+imported and before any experiment file is read. Whatever a hook prints goes to stderr. If a plugin's import or one of its
+hooks raises anything, or registers something that is not a subclass of the kind's base class,
+that plugin is skipped whole (what it registered already is forgotten), reported once as failed,
+and everything else loads; `NNRUN_STRICT_PLUGINS=1` makes that an error instead.
 """
 
 from __future__ import annotations
@@ -19,32 +26,64 @@ Register = Callable[[str, type], None]
 
 @hookspec
 def register_activations(register: Register) -> None:
-    """Register activation classes: `forward(x)` and `backward(x, y, grad_y) -> grad_x`."""
+    """Register activation classes: `forward(x)` and `backward(x, y, grad_y) -> grad_x`.
+
+    Called once per registry, when nnrun loads its plugins. Call `register(name, cls)` once per
+    activation, with `cls` a subclass of `nnrun.Activation`, built as `cls(**hyperparameters)`.
+    If the hook raises or registers anything else, the plugin fails and is skipped whole.
+    """
 
 
 @hookspec
 def register_losses(register: Register) -> None:
-    """Register loss classes: `forward(pred, target) -> scalar`, `backward(pred, target) -> grad`."""
+    """Register loss classes: `forward(pred, target) -> scalar`, `backward(pred, target) -> grad`.
+
+    Called once per registry, when nnrun loads its plugins. Call `register(name, cls)` once per
+    loss, with `cls` a subclass of `nnrun.Loss`, built as `cls(**hyperparameters)`; `forward`
+    returns a 0-d tensor (the mean over the batch) and `backward` its gradient, 1/N included.
+    If the hook raises or registers anything else, the plugin fails and is skipped whole.
+    """
 
 
 @hookspec
 def register_initializers(register: Register) -> None:
-    """Register weight initializers: `initialize(weight, bias)` fills both tensors in place."""
+    """Register weight initializers: `initialize(weight, bias)` fills both tensors in place.
+
+    Called once per registry, when nnrun loads its plugins. Call `register(name, cls)` once per
+    initializer, with `cls` a subclass of `nnrun.Initializer`, built as `cls(**hyperparameters)`.
+    If the hook raises or registers anything else, the plugin fails and is skipped whole.
+    """
 
 
 @hookspec
 def register_optimizers(register: Register) -> None:
-    """Register `nnrun.Optimizer` subclasses, built as `Cls(params, **hyperparameters)`."""
+    """Register `nnrun.Optimizer` subclasses, built as `Cls(params, **hyperparameters)`.
+
+    Called once per registry, when nnrun loads its plugins. Call `register(name, cls)` once per
+    optimizer, with `cls` a subclass of `nnrun.Optimizer` whose `step()` reads
+    `self.hyperparameters` and keeps its state in `self.state[param]`.
+    If the hook raises or registers anything else, the plugin fails and is skipped whole.
+    """
 
 
 @hookspec
 def register_schedulers(register: Register) -> None:
-    """Register `nnrun.Scheduler` subclasses, built as `Cls(optimizer, **hyperparameters)`."""
+    """Register `nnrun.Scheduler` subclasses, built as `Cls(optimizer, **hyperparameters)`.
+
+    Called once per registry, when nnrun loads its plugins. Call `register(name, cls)` once per
+    scheduler, with `cls` a subclass of `nnrun.Scheduler` (`lr_at(epoch)` or `step(metric)`).
+    If the hook raises or registers anything else, the plugin fails and is skipped whole.
+    """
 
 
 @hookspec
 def register_solvers(register: Register) -> None:
-    """Register `nnrun.Solver` subclasses, built as `Cls(**hyperparameters)`."""
+    """Register `nnrun.Solver` subclasses, built as `Cls(**hyperparameters)`.
+
+    Called once per registry, when nnrun loads its plugins. Call `register(name, cls)` once per
+    solver, with `cls` a subclass of `nnrun.Solver` whose `solve(optimizer)` nnrun calls.
+    If the hook raises or registers anything else, the plugin fails and is skipped whole.
+    """
 
 
 #: Kind of component -> name of the hook that registers it.

@@ -1,19 +1,36 @@
 """Plugin discovery: entry points of the group `nnrun`, loaded one at a time so one broken plugin
-cannot take the others down (pluggy's own `load_setuptools_entrypoints` stops at the first error)."""
+cannot take the others down (pluggy's own `load_setuptools_entrypoints` stops at the first error).
+
+A plugin's import and each of its hooks run behind a boundary: whatever they raise (`SystemExit`,
+`KeyboardInterrupt` and `GeneratorExit` included) fails that plugin only, and what they print goes
+to stderr, so that the `--json` output on stdout stays parseable. Only a SIGINT that really arrives
+while plugin code runs still interrupts nnrun.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import sys
+import threading
 import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any, TypeVar
 
 import pluggy
 
 from nnrun import hookspecs
-from nnrun.errors import DuplicateComponentError, PluginLoadWarning
+from nnrun.errors import PluginError, PluginLoadError, PluginLoadWarning, suggest
 from nnrun.registry import PluginFailure, Provider, Registry
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT
+#: What plugin code may raise and still fail only itself (a real Ctrl-C is told apart below).
+CAUGHT = (Exception, SystemExit, KeyboardInterrupt, GeneratorExit)
+
+P = TypeVar("P")
 
 
 class PluginHost:
@@ -25,28 +42,41 @@ class PluginHost:
         self.providers: dict[str, Provider] = {}
         self.failures: list[PluginFailure] = []
 
-    def register(self, plugin: object, name: str | None = None, provider: Provider | None = None):
-        """Register a plugin object or module in-process (tests, notebooks, embedding apps)."""
+    def register(self, plugin: P, name: str | None = None, provider: Provider | None = None) -> P:
+        """Register a plugin object or module in-process (tests, notebooks, embedding apps).
+
+        Raise `PluginError` (and register nothing) if it implements a hook that does not exist, or
+        a hook with arguments that the hook does not pass.
+        """
         name = name or getattr(plugin, "__name__", None) or repr(plugin)
         provider = provider or Provider(name, None, name)
-        self.manager.register(plugin, name=name)
         try:
-            self.manager.check_pending()  # a misspelled hook name is an error, not a silent no-op
-        except pluggy.PluginValidationError:
+            self.manager.register(plugin, name=name)
+        except pluggy.PluginValidationError as error:  # pluggy validates before registering
+            raise PluginError(_one_line(str(error)), provider.describe()) from None
+        unknown = [c.name for c in self.manager.get_hookcallers(plugin) or () if not c.has_spec()]
+        if unknown:
             self.manager.unregister(name=name)
-            raise
+            raise PluginError(_unknown_hooks(unknown), provider.describe())
         self.providers[name] = provider
         return plugin
 
-    def load_entry_points(self, strict: bool = False) -> None:
+    def load_entry_points(self, strict: bool = False, distribution: str | None = None) -> None:
+        """Import and register every installed plugin, or only `distribution`'s."""
         for entry_point in entry_points(group=ENTRY_POINT_GROUP):
             provider = _provider(entry_point)
+            if distribution is not None and provider.distribution != distribution:
+                continue
             name = f"{provider.distribution}:{entry_point.name}"
-            if self.manager.has_plugin(name):
+            if self.manager.has_plugin(name) or provider in {f.provider for f in self.failures}:
                 continue  # the same distribution seen twice on sys.path
+            interrupt = _Interrupt()
             try:
-                self.register(entry_point.load(), name=name, provider=provider)
-            except Exception as error:
+                with _plugin_code(interrupt):
+                    plugin = entry_point.load()
+                self.register(plugin, name=name, provider=provider)
+            except CAUGHT as error:
+                interrupt.reraise_if_real(error)
                 self._fail(provider, error, strict)
 
     def registry(self, strict: bool = False) -> Registry:
@@ -62,24 +92,81 @@ class PluginHost:
                 def register(name: str, cls: type, kind=kind, provider=provider) -> None:
                     registry.add(kind, name, cls, provider)
 
+                interrupt = _Interrupt()
                 try:
-                    impl.function(**{arg: register for arg in impl.argnames})
-                except DuplicateComponentError:
-                    raise
-                except Exception as error:
+                    with _plugin_code(interrupt):
+                        impl.function(**{arg: register for arg in impl.argnames})
+                except CAUGHT as error:
+                    interrupt.reraise_if_real(error)
                     registry.discard(provider)
                     failed.add(provider)
                     registry.failures.append(self._fail(provider, error, strict))
         return registry
 
-    def _fail(self, provider: Provider, error: Exception, strict: bool) -> PluginFailure:
-        failure = PluginFailure(provider, f"{type(error).__name__}: {error}")
+    def _fail(self, provider: Provider, error: BaseException, strict: bool) -> PluginFailure:
+        text = (
+            error.reason if isinstance(error, PluginError) else f"{type(error).__name__}: {error}"
+        )
+        failure = PluginFailure(provider, _one_line(text))
         if strict:
-            raise error
+            raise PluginLoadError(
+                f"{failure} (NNRUN_STRICT_PLUGINS is set; unset it to skip the plugin instead)"
+            ) from error
         if failure not in self.failures:
             self.failures.append(failure)
-            warnings.warn(str(failure), PluginLoadWarning, stacklevel=3)
+            message = failure.message("failed to load and was skipped")
+            warnings.warn(message, PluginLoadWarning, stacklevel=3)
         return failure
+
+
+@dataclass
+class _Interrupt:
+    """Whether a real SIGINT arrived while plugin code ran (then its KeyboardInterrupt is nnrun's)."""
+
+    arrived: bool = False
+
+    def reraise_if_real(self, error: BaseException) -> None:
+        if self.arrived and isinstance(error, KeyboardInterrupt):
+            raise error
+
+
+@contextlib.contextmanager
+def _plugin_code(interrupt: _Interrupt) -> Iterator[None]:
+    """Run plugin code with its prints on stderr, noting in `interrupt` any SIGINT that arrives.
+
+    The SIGINT handler in place is still called, so Ctrl-C behaves as it did; off the main thread
+    (where handlers cannot be set) a plugin's KeyboardInterrupt is taken for its own.
+    """
+    previous: Any = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        interrupt.arrived = True
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
+
+    if previous is not None:
+        signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _unknown_hooks(names: list[str]) -> str:
+    hooks = sorted(hookspecs.HOOKS.values())
+    parts = [f"unknown hook {name!r}{suggest(name, hooks) or '.'}" for name in names]
+    return f"{' '.join(parts)} Hooks: {', '.join(hooks)}"
+
+
+def _one_line(text: str) -> str:
+    """A failure is reported in one line, whatever the plugin's message looked like."""
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _provider(entry_point: EntryPoint) -> Provider:
@@ -93,8 +180,8 @@ def load_registry(host: PluginHost | None = None, strict: bool | None = None) ->
     """Discover every installed plugin (built-ins included) and return the registry.
 
     With `host`, use that host's plugins (for instance ones registered in-process) instead of the
-    installed entry points. `strict` (or `NNRUN_STRICT_PLUGINS=1`) re-raises a plugin's error instead
-    of warning and skipping it.
+    installed entry points. `strict` (or `NNRUN_STRICT_PLUGINS=1`) turns a plugin's failure into a
+    `PluginLoadError` instead of a warning and skipping it.
     """
     if strict is None:
         strict = os.environ.get("NNRUN_STRICT_PLUGINS", "") not in ("", "0")

@@ -1,5 +1,6 @@
 """The plugin author's guide works as written: the example package in examples/plugin installs with
-pip, nnrun discovers it through its entry point, and its three-line test suite passes."""
+pip, nnrun discovers it through its entry point, and its tests pass: the conformance kit, and an
+experiment run with the plugin beside the built-ins (the README shows both verbatim)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,10 @@ def test_example_plugin_package_installs_and_is_discovered(tmp_path):
         cwd=tmp_path,
     )
     assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert "2 passed" in tests.stdout
+
+
+def test_the_guide_shows_the_experiment_test_verbatim():
+    readme = (PACKAGE.parents[1] / "README.md").read_text(encoding="utf-8")
+    test = (PACKAGE / "tests" / "test_signum_in_an_experiment.py").read_text()
+    assert f"# tests/test_signum_in_an_experiment.py\n{test}```" in readme

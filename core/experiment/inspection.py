@@ -17,7 +17,8 @@ from nnrun.registry import Registry
 
 
 def plugin_listing(registry: Registry | None = None) -> dict[str, Any]:
-    """Every component by kind with its provider and hyperparameters, plus the plugins that failed."""
+    """Every component by kind with its provider and hyperparameters, plus the problems: plugins
+    that failed, and names that several distributions register (unusable until one is removed)."""
     from nnrun.loading import load_registry
 
     registry = registry if registry is not None else load_registry()
@@ -47,7 +48,22 @@ def plugin_listing(registry: Registry | None = None) -> dict[str, Any]:
         }
         for f in registry.failures
     ]
-    return {"components": components, "failures": failures}
+    collisions = [
+        {
+            "kind": providers[0].kind,
+            "name": providers[0].name,
+            "providers": [
+                {
+                    "distribution": c.provider.distribution,
+                    "version": c.provider.version,
+                    "entry_point": c.provider.entry_point,
+                }
+                for c in providers
+            ],
+        }
+        for providers in registry.collisions()
+    ]
+    return {"components": components, "failures": failures, "collisions": collisions}
 
 
 def render_plugin_listing(listing: dict[str, Any], console: Console | None = None) -> None:
@@ -73,6 +89,21 @@ def render_plugin_listing(listing: dict[str, Any], console: Console | None = Non
             ),
             highlight=False,
             soft_wrap=True,  # one failure, one line
+        )
+    for collision in listing["collisions"]:
+        providers = " and ".join(
+            f"{p['distribution']}{' ' + p['version'] if p['version'] else ''} "
+            f"(entry point {p['entry_point']!r})"
+            for p in collision["providers"]
+        )
+        console.print(
+            "[red]COLLISION[/] "
+            + escape(
+                f"{collision['kind'][:-1]} {collision['name']!r} is registered by {providers}; "
+                "experiments cannot use it until all but one are uninstalled"
+            ),
+            highlight=False,
+            soft_wrap=True,
         )
 
 

@@ -14,9 +14,9 @@ import importlib
 from typing import Any
 
 _CHECKS = {
-    "check_activation": "nnrun.testing.components",
-    "check_loss": "nnrun.testing.components",
-    "check_optimizer": "nnrun.testing.optimizers",
+    "check_activation": "nnrun.testing.gradient_checks",
+    "check_loss": "nnrun.testing.gradient_checks",
+    "check_optimizer": "nnrun.testing.optimizer_checks",
 }
 __all__ = list(_CHECKS)
 

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-import pluggy
+import signal
+
 import pytest
 import torch
 
 import nnrun
-from nnrun.errors import DuplicateComponentError, PluginLoadWarning, UnknownComponentError
+from nnrun import loading
+from nnrun.errors import (
+    ConfigError,
+    DuplicateComponentError,
+    PluginError,
+    PluginLoadError,
+    PluginLoadWarning,
+    UnknownComponentError,
+)
+from nnrun.hookspecs import HOOKS
+from nnrun.registry import Provider, Registry
 
 THIRD_PARTY_OPTIMIZER = """
 import nnrun
@@ -40,6 +51,7 @@ def test_builtins_are_discovered_through_entry_points():
         component = registry.component(kind, name)
         assert component.provider.distribution == "nnrun"
         assert component.provider.version == nnrun.__version__
+    assert registry.failures == [] and registry.collisions() == []  # every built-in subclasses
 
 
 def test_installed_third_party_plugin_is_loaded_like_a_builtin(install_plugin):
@@ -107,40 +119,10 @@ def register_activations(register):
     with pytest.warns(PluginLoadWarning, match="ValueError: hook failed"):
         registry = nnrun.load_registry()
     assert "half_registered" not in registry.activations
+    with pytest.raises(UnknownComponentError) as info:
+        registry.activations["half_registered"]
+    assert "half_registered" not in info.value.available  # not offered as a suggestion either
     assert "sigmoid" in registry.activations
-
-
-def test_strict_mode_reraises_the_plugin_error(install_plugin):
-    install_plugin(
-        "nnrun-broken",
-        {"nnrun_broken2": "raise ImportError('missing dep')"},
-        {"broken": "nnrun_broken2"},
-    )
-    with pytest.raises(ImportError, match="missing dep"):
-        nnrun.load_registry(strict=True)
-
-
-def test_same_name_from_two_distributions_is_an_error_naming_both(install_plugin):
-    install_plugin(
-        "nnrun-other-adam",
-        {"nnrun_other_adam": THIRD_PARTY_OPTIMIZER.replace('"signsgd"', '"adam"')},
-        {"adam": "nnrun_other_adam"},
-    )
-    with pytest.raises(
-        DuplicateComponentError, match="two plugins register the optimizer 'adam'"
-    ) as info:
-        nnrun.load_registry()
-    assert "nnrun 0.1.0" in str(info.value) and "nnrun-other-adam 1.0" in str(info.value)
-
-
-def test_misspelled_hook_is_rejected(nnrun_host):
-    class Plugin:
-        @nnrun.hookimpl
-        def register_optimisers(self, register):  # British spelling: not a hook
-            pass
-
-    with pytest.raises(pluggy.PluginValidationError, match="register_optimisers"):
-        nnrun_host.register(Plugin(), name="typo")
 
 
 def test_unknown_component_error_suggests_and_lists():
@@ -152,3 +134,307 @@ def test_unknown_component_error_suggests_and_lists():
     assert "unknown optimizer 'adamm'" in message
     assert "did you mean 'adam'" in message
     assert "sgd" in message and "rmsprop" in message
+
+
+# --- What a plugin can throw: it fails that plugin, never nnrun -----------------------------------
+
+RAISES = {
+    "SystemExit": "raise SystemExit(3)",
+    "KeyboardInterrupt": "raise KeyboardInterrupt",
+    "GeneratorExit": "raise GeneratorExit",
+}
+
+
+def raising_plugin(where: str, statement: str) -> str:
+    if where == "import":
+        return statement
+    return f"""
+import nnrun
+
+@nnrun.hookimpl
+def register_losses(register):
+    {statement}
+"""
+
+
+@pytest.mark.parametrize("where", ["import", "hook"])
+@pytest.mark.parametrize("exception", sorted(RAISES))
+def test_anything_a_plugin_raises_fails_only_that_plugin(install_plugin, where, exception):
+    source = raising_plugin(where, RAISES[exception])
+    install_plugin("nnrun-rude", {"nnrun_rude": source}, {"rude": "nnrun_rude"})
+    with pytest.warns(PluginLoadWarning, match=f"nnrun-rude 1.0 failed to load.*: {exception}"):
+        registry = nnrun.load_registry()
+    (failure,) = registry.failures
+    assert failure.provider.distribution == "nnrun-rude"
+    assert failure.error.startswith(exception)
+    assert "adam" in registry.optimizers and "mse" in registry.losses
+
+
+def test_a_real_ctrl_c_while_a_plugin_loads_still_interrupts_nnrun(install_plugin):
+    source = "import signal\nsignal.raise_signal(signal.SIGINT)\n"
+    install_plugin("nnrun-slow", {"nnrun_slow": source}, {"slow": "nnrun_slow"})
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        nnrun.load_registry()
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is put back
+
+
+def test_what_a_plugin_prints_goes_to_stderr_not_stdout(install_plugin, capsys):
+    source = """
+import nnrun
+print("hello from import")
+
+@nnrun.hookimpl
+def register_losses(register):
+    print("hello from the hook")
+"""
+    install_plugin("nnrun-chatty", {"nnrun_chatty": source}, {"chatty": "nnrun_chatty"})
+    registry = nnrun.load_registry()
+    assert registry.failures == []
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "hello from import" in err and "hello from the hook" in err
+
+
+# --- Plugins that break the contract -------------------------------------------------------------
+
+TYPO = """
+import nnrun
+
+@nnrun.hookimpl
+def register_optimisers(register):  # British spelling: not a hook
+    pass
+"""
+
+
+def test_a_misspelled_hook_registered_in_process_is_an_error_naming_the_hooks(nnrun_host):
+    class Plugin:
+        @nnrun.hookimpl
+        def register_optimisers(self, register):
+            pass
+
+    with pytest.raises(PluginError) as info:
+        nnrun_host.register(Plugin(), name="typo")
+    message = str(info.value)
+    assert message.startswith("plugin 'typo' from typo: unknown hook 'register_optimisers'")
+    assert "did you mean 'register_optimizers'?" in message
+    assert f"Hooks: {', '.join(sorted(HOOKS.values()))}" in message
+    assert not nnrun_host.manager.has_plugin("typo")  # nothing half-registered
+
+
+def test_an_installed_plugin_with_a_misspelled_hook_is_skipped_as_failed(install_plugin):
+    install_plugin("nnrun-typo", {"nnrun_typo": TYPO}, {"typo": "nnrun_typo"}, "0.2")
+    with pytest.warns(PluginLoadWarning) as caught:
+        registry = nnrun.load_registry()
+    (warning,) = [w for w in caught if issubclass(w.category, PluginLoadWarning)]
+    assert str(warning.message) == (
+        "plugin 'typo' from nnrun-typo 0.2 failed to load and was skipped: unknown hook "
+        "'register_optimisers'; did you mean 'register_optimizers'? Hooks: "
+        + ", ".join(sorted(HOOKS.values()))
+    )
+    assert [f.provider.distribution for f in registry.failures] == ["nnrun-typo"]
+    assert "adam" in registry.optimizers
+
+
+def test_a_hook_with_arguments_nnrun_does_not_pass_is_one_line_error(nnrun_host):
+    class Plugin:
+        @nnrun.hookimpl
+        def register_losses(self, registry):  # the argument is `register`
+            pass
+
+    with pytest.raises(PluginError, match="'registry'") as info:
+        nnrun_host.register(Plugin(), name="args")
+    assert "\n" not in str(info.value)
+
+
+class NotAnActivation:
+    def forward(self, x):
+        return x
+
+    def backward(self, x, y, grad_y):
+        return grad_y
+
+
+@pytest.mark.parametrize(
+    "kind,base",
+    [
+        ("activations", "Activation"),
+        ("losses", "Loss"),
+        ("initializers", "Initializer"),
+        ("optimizers", "Optimizer"),
+        ("schedulers", "Scheduler"),
+        ("solvers", "Solver"),
+    ],
+)
+def test_a_class_that_does_not_subclass_the_kinds_base_fails_its_plugin(nnrun_host, kind, base):
+    class Plugin:
+        pass
+
+    def hook(register):
+        register("ok", getattr(nnrun, base))  # the base itself is a subclass of itself
+        register("duck", NotAnActivation)
+
+    setattr(Plugin, HOOKS[kind], staticmethod(nnrun.hookimpl(hook)))
+    nnrun_host.register(Plugin(), name="ducks")
+    with pytest.warns(PluginLoadWarning):
+        registry = nnrun.load_registry(nnrun_host)
+    (failure,) = registry.failures
+    assert failure.error == (
+        "register('duck', NotAnActivation): NotAnActivation does not subclass "
+        f"nnrun.{base}, the base class of every {kind[:-1]}"
+    )
+    assert list(registry.kind(kind)) == []  # dropped whole, "ok" included
+
+
+@pytest.mark.parametrize(
+    "name,cls,message",
+    [
+        (3, nnrun.Optimizer, "component names are non-empty strings, got 3"),
+        ("", nnrun.Optimizer, "component names are non-empty strings, got ''"),
+        (
+            "fn",
+            lambda params: None,
+            "optimizers must be classes that subclass nnrun.Optimizer, got a value of type function",
+        ),
+        ("obj", object(), "got a value of type object"),
+    ],
+)
+def test_registry_add_rejects_what_is_not_a_named_component_class(name, cls, message):
+    provider = Provider("nnrun-odd", "1.0", "odd")
+    with pytest.raises(PluginError) as info:
+        Registry().add("optimizers", name, cls, provider)
+    assert str(info.value).startswith("plugin 'odd' from nnrun-odd 1.0: ")
+    assert message in str(info.value)
+
+
+# --- NNRUN_STRICT_PLUGINS --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("setting", ["1", "0", ""])
+def test_strict_plugins_turns_a_failure_into_a_one_line_error(install_plugin, monkeypatch, setting):
+    install_plugin(
+        "nnrun-broken",
+        {"nnrun_broken2": "raise ImportError('missing dep')"},
+        {"broken": "nnrun_broken2"},
+    )
+    monkeypatch.setenv("NNRUN_STRICT_PLUGINS", setting)
+    if setting != "1":
+        with pytest.warns(PluginLoadWarning, match="missing dep"):
+            assert "adam" in nnrun.load_registry().optimizers
+        return
+    with pytest.raises(PluginLoadError) as info:
+        nnrun.load_registry()
+    assert str(info.value) == (
+        "plugin 'broken' from nnrun-broken 1.0 failed to load: ImportError: missing dep "
+        "(NNRUN_STRICT_PLUGINS is set; unset it to skip the plugin instead)"
+    )
+    assert isinstance(info.value.__cause__, ImportError)  # the plugin's own error, for debugging
+
+
+def test_strict_plugins_applies_to_a_failing_hook_too(install_plugin):
+    install_plugin(
+        "nnrun-rude", {"nnrun_rude": raising_plugin("hook", "1 / 0")}, {"r": "nnrun_rude"}
+    )
+    with pytest.raises(PluginLoadError, match="ZeroDivisionError"):
+        nnrun.load_registry(strict=True)
+
+
+# --- Collisions and duplicates ---------------------------------------------------------------------
+
+
+def test_same_name_from_two_distributions_is_an_error_naming_both_when_used(install_plugin):
+    install_plugin(
+        "nnrun-other-adam",
+        {"nnrun_other_adam": THIRD_PARTY_OPTIMIZER.replace('"signsgd"', '"adam"')},
+        {"adam": "nnrun_other_adam"},
+    )
+    registry = nnrun.load_registry()  # loading (and so `nnrun plugins`) still works
+    with pytest.raises(DuplicateComponentError, match="2 plugins register the optimizer 'adam'"):
+        registry.optimizers["adam"]
+    with pytest.raises(DuplicateComponentError) as info:
+        registry.component("optimizers", "adam")
+    assert "nnrun 0.1.0 (entry point 'optimizers')" in str(info.value)
+    assert "nnrun-other-adam 1.0 (entry point 'adam')" in str(info.value)
+    assert "adam" not in registry.optimizers and "adam" not in list(registry.optimizers)
+    assert "sgd" in registry.optimizers  # everything else is usable
+    (collision,) = registry.collisions()
+    assert [c.provider.distribution for c in collision] == ["nnrun", "nnrun-other-adam"]
+
+
+def test_an_experiment_using_a_colliding_name_is_a_config_error(install_plugin, tmp_path):
+    install_plugin(
+        "nnrun-other-adam",
+        {"nnrun_other_adam": THIRD_PARTY_OPTIMIZER.replace('"signsgd"', '"adam"')},
+        {"adam": "nnrun_other_adam"},
+    )
+    path = tmp_path / "e.toml"
+    path.write_text(
+        '[experiment]\nname = "e"\n[data]\nexpr = "x"\nn = 8\n[model]\nlayers = [1, 2, 1]\n'
+        '[optimizer]\nname = "adam"\n[train]\nepochs = 1\n'
+    )
+    with pytest.raises(ConfigError, match=r"\[optimizer\]: 2 plugins register the optimizer"):
+        nnrun.load_experiment(path)
+
+
+def test_a_plugin_dropped_for_failing_no_longer_collides(nnrun_builtins_host):
+    class Plugin:
+        @nnrun.hookimpl
+        def register_optimizers(self, register):
+            register("adam", nnrun.Optimizer)
+            raise RuntimeError("half done")
+
+    nnrun_builtins_host.register(Plugin(), name="half")
+    with pytest.warns(PluginLoadWarning, match="half done"):
+        registry = nnrun.load_registry(nnrun_builtins_host)
+    assert registry.component("optimizers", "adam").provider.distribution == "nnrun"
+    assert registry.collisions() == []
+
+
+def test_a_distribution_seen_twice_on_sys_path_is_registered_once(install_plugin, monkeypatch):
+    install_plugin(
+        "nnrun-signsgd", {"nnrun_signsgd": THIRD_PARTY_OPTIMIZER}, {"signsgd": "nnrun_signsgd"}
+    )
+    found = list(loading.entry_points(group=loading.ENTRY_POINT_GROUP))
+    assert sum(ep.name == "signsgd" for ep in found) == 1
+    monkeypatch.setattr(loading, "entry_points", lambda group: [*found, *found])
+    registry = nnrun.load_registry()
+    assert registry.failures == [] and registry.collisions() == []
+    assert registry.component("optimizers", "signsgd").provider.distribution == "nnrun-signsgd"
+
+
+def test_an_unknown_component_mentions_the_plugins_that_failed(install_plugin):
+    install_plugin(
+        "cube-plugin", {"cube_plugin": "raise ImportError('no libcube')"}, {"cube": "cube_plugin"}
+    )
+    with pytest.warns(PluginLoadWarning):
+        registry = nnrun.load_registry()
+    with pytest.raises(UnknownComponentError) as info:
+        registry.activations["cube"]
+    assert str(info.value).endswith(
+        "A plugin that failed to load may provide it: plugin 'cube' from cube-plugin 1.0 "
+        "failed to load: ImportError: no libcube"
+    )
+    assert str(info.value).startswith("unknown activation 'cube'")
+
+
+def test_every_hook_says_when_it_is_called_its_register_contract_and_what_failing_does():
+    from nnrun import hookspecs
+
+    for hook in HOOKS.values():
+        doc = getattr(hookspecs, hook).__doc__
+        assert "Called" in doc and "`register(name, cls)`" in doc and "fails" in doc, hook
+
+
+def test_the_readme_shows_the_misspelled_hook_message_as_nnrun_prints_it(nnrun_host):
+    from pathlib import Path
+
+    class Plugin:
+        @nnrun.hookimpl
+        def register_optimisers(self, register):
+            pass
+
+    with pytest.raises(PluginError) as info:
+        nnrun_host.register(Plugin(), provider=Provider("nnrun-signum", "0.1.0", "signum"))
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    line = f"plugin 'signum' from nnrun-signum 0.1.0 failed to load and was skipped: {info.value.reason}"
+    assert f"warning: {line}\n" in readme

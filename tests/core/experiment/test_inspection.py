@@ -169,6 +169,8 @@ def test_plugins_json_lists_components_with_hyperparameters_and_provenance():
 
 BROKEN = {
     "import": ({"broken_plugin": "raise ImportError('needs [libfoo]')"}, "ImportError"),
+    "exit": ({"broken_plugin": "import sys\nsys.exit('bye')"}, "SystemExit"),
+    "interrupt": ({"broken_plugin": "raise KeyboardInterrupt"}, "KeyboardInterrupt"),
     "hook": (
         {
             "broken_plugin": """
@@ -206,6 +208,123 @@ def test_plugins_exits_0_and_shows_a_broken_plugin_as_failed(install_plugin, how
     assert result.exit_code == 0, result.output
     failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
     assert failed == [f"FAILED plugin 'broken' from broken-plugin 0.3: {failure['error']}"]
+
+
+def test_plugins_json_stays_json_when_a_plugin_prints(install_plugin):
+    source = """
+        import nnrun
+        print("loading chatty")
+
+        @nnrun.hookimpl
+        def register_losses(register):
+            print("{registering}")
+    """
+    install_plugin("chatty-plugin", {"chatty_plugin": source}, {"chatty": "chatty_plugin"})
+    result = invoke("plugins", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["failures"] == []
+    assert "loading chatty" in result.stderr and "{registering}" in result.stderr
+
+
+OTHER_ADAM = {
+    "other_adam": """
+        import nnrun
+
+        class Adam(nnrun.Optimizer):
+            def step(self):
+                pass
+
+        @nnrun.hookimpl
+        def register_optimizers(register):
+            register("adam", Adam)
+    """
+}
+
+
+def test_plugins_lists_everything_and_shows_a_name_collision_as_a_problem(install_plugin):
+    install_plugin("other-adam", OTHER_ADAM, {"adam": "other_adam"}, version="0.9")
+    result = invoke("plugins", "--json")
+    assert result.exit_code == 0, result.output
+    listing = json.loads(result.stdout)
+    assert listing["collisions"] == [
+        {
+            "kind": "optimizers",
+            "name": "adam",
+            "providers": [
+                {
+                    "distribution": "nnrun",
+                    "version": nnrun.__version__,
+                    "entry_point": "optimizers",
+                },
+                {"distribution": "other-adam", "version": "0.9", "entry_point": "adam"},
+            ],
+        }
+    ]
+    names = [c["name"] for c in listing["components"]["optimizers"]]
+    assert "sgd" in names and "adam" not in names  # unusable until one is uninstalled
+
+    result = invoke("plugins")
+    assert result.exit_code == 0, result.output
+    problems = [line for line in result.stdout.splitlines() if line.startswith("COLLISION")]
+    assert problems == [
+        f"COLLISION optimizer 'adam' is registered by nnrun {nnrun.__version__} (entry point "
+        "'optimizers') and other-adam 0.9 (entry point 'adam'); experiments cannot use it until "
+        "all but one are uninstalled"
+    ]
+
+
+def test_check_of_an_experiment_using_a_colliding_name_exits_2_naming_both(
+    tmp_path, install_plugin
+):
+    install_plugin("other-adam", OTHER_ADAM, {"adam": "other_adam"}, version="0.9")
+    result = invoke("check", write(tmp_path, TWO_RUNS))
+    assert result.exit_code == 2, result.output
+    assert "[optimizer]: 2 plugins register the optimizer 'adam'" in result.stderr
+    assert "other-adam 0.9" in result.stderr and "Traceback" not in result.output
+
+
+TYPO_HOOK = {
+    "cube_plugin": """
+        import nnrun
+
+        @nnrun.hookimpl
+        def register_activation(register):  # the hook is register_activations
+            pass
+    """
+}
+
+
+def test_a_misspelled_hook_is_a_warning_and_the_experiments_error_says_why(
+    tmp_path, install_plugin
+):
+    install_plugin("cube-plugin", TYPO_HOOK, {"cube": "cube_plugin"}, version="2.3")
+    result = invoke("check", write(tmp_path, TWO_RUNS))
+    assert result.exit_code == 0, result.output  # the experiment does not need the plugin
+    warning = (
+        "warning: plugin 'cube' from cube-plugin 2.3 failed to load and was skipped: unknown hook "
+        "'register_activation'; did you mean 'register_activations'? Hooks: register_activations,"
+    )
+    assert result.stderr.startswith(warning) and result.stderr.count("\n") == 1
+
+    uses_cube = TWO_RUNS.replace("layers = [1, 4, 1]", 'layers = [1, 4, 1]\nactivation = "cube"')
+    result = invoke("check", write(tmp_path, uses_cube))
+    assert result.exit_code == 2, result.output
+    error = result.stderr.splitlines()[-1]
+    assert error.startswith("Error: ") and "[model] activation: unknown activation 'cube'" in error
+    assert "A plugin that failed to load may provide it: plugin 'cube' from cube-plugin" in error
+
+
+@pytest.mark.parametrize("command", ["plugins", "check"])
+def test_strict_plugins_makes_a_failure_a_one_line_error_of_every_command(
+    tmp_path, install_plugin, command
+):
+    install_plugin("cube-plugin", TYPO_HOOK, {"cube": "cube_plugin"}, version="2.3")
+    args = [command] if command == "plugins" else [command, write(tmp_path, TWO_RUNS)]
+    result = CliRunner().invoke(main, [str(a) for a in args], env={"NNRUN_STRICT_PLUGINS": "1"})
+    assert result.exit_code == 2, result.output
+    assert result.stdout == "" and "Traceback" not in result.output
+    assert result.stderr.startswith("Error: plugin 'cube' from cube-plugin 2.3 failed to load: ")
+    assert result.stderr.count("\n") == 1
 
 
 # ------------------------------------------------------------------------------------------------
