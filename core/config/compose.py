@@ -224,10 +224,14 @@ def compose(
                 f"override {override.text!r}: unknown table {override.path[0]!r}"
                 f"{suggest(override.path[0], TABLES)}; overrides start with one of {', '.join(TABLES)}"
             )
+        # a component's new name resets its table, so it covers every key swept inside it
+        covers = override.path
+        if covers[-1] == "name" and covers[0] != "experiment" and len(covers) > 1:
+            covers = covers[:-1]
         for key in sweep:
             swept = tuple(key.split("."))
-            shorter = min(len(swept), len(override.path))
-            if swept[:shorter] == override.path[:shorter]:
+            shorter = min(len(swept), len(covers))
+            if swept[:shorter] == covers[:shorter]:
                 raise ConfigError(
                     f"override {override.text!r}: [sweep] varies {key!r}"
                     f"{line_of(text, key) and f' (line {line_of(text, key)[1:]})'}, so the "

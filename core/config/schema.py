@@ -84,6 +84,15 @@ class DataSection(Section):
     noise: float = Field(0.0, ge=0.0, allow_inf_nan=False)
     split: SplitSection = SplitSection()
 
+    @model_validator(mode="after")
+    def _leaves_training_data(self) -> DataSection:
+        if self.split.val > 0 and self.n < 2:
+            raise ValueError(
+                f"n = {self.n} with split = {{ val = {self.split.val} }} leaves nothing to train "
+                f"on: a validation share takes at least one point and training needs one more"
+            )
+        return self
+
     @field_validator("range", mode="before")
     @classmethod
     def _range_from_list(cls, value: Any) -> Any:

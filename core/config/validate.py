@@ -60,6 +60,8 @@ def describe(error: dict[str, Any]) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if not loc:
         return message
+    if error["type"] == "value_error" and isinstance(error.get("input"), dict):
+        return f"[{'.'.join(loc)}] {message}"  # a rule about the table as a whole
     table, key = _table_and_key(loc)
     if error["type"] == "extra_forbidden":
         allowed = _fields_at(loc[:-1])
