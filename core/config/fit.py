@@ -159,8 +159,8 @@ def check_memory(run: RunConfig, limit: int | None = None) -> str | None:
     return (
         f"[model] layers = {run.model.layers} has {parameters:.1e} parameters "
         f"({_gib(4 * parameters * size)} of weights, gradients and optimizer state), "
-        f"[data] n = {run.data.n} {_gib(run.data.n * 2 * size)}, the activations of a batch of "
-        f"{min(run.train.batch_size, run.data.n)} "
+        f"[data] n = {run.data.n} takes {_gib(run.data.n * 2 * size)} and the activations of a "
+        f"batch of {min(run.train.batch_size, run.data.n)} "
         f"{_gib(needed - 4 * parameters * size - run.data.n * 2 * size)}: about {_gib(needed)} "
         f"in all, more than the {_gib(limit)} this machine has"
     )

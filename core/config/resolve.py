@@ -44,15 +44,9 @@ def resolve(run: RunConfig, registry: Registry) -> tuple[RunConfig, list[Problem
     for (kind, where, spec), (_, path) in zip(component_slots(run), COMPONENT_SLOTS):
         if spec is None:
             continue
-        try:
-            filled = resolve_spec(registry, kind, spec.to_dict(), where, path)
-            if isinstance(spec, SolverSpec):
-                filled.pop("optimizer", None)
-            _construct(registry, kind, filled, where, path)
-        except _Located as error:
-            problems.append((error.loc, str(error)))
-            continue
-        updates[path] = _respec(spec, filled)
+        filled = _checked(registry, kind, spec.to_dict(), where, path, problems)
+        if filled is not None:
+            updates[path] = _respec(spec, filled)
     solver = run.solver
     if solver is not None and solver.optimizer is not None and solver.params.get("lr") is not None:
         problems.append(
@@ -63,6 +57,41 @@ def resolve(run: RunConfig, registry: Registry) -> tuple[RunConfig, list[Problem
             )
         )
     return (_with(run, updates) if not problems else run), problems
+
+
+def component_problems(tables: dict[str, Any], registry: Registry) -> list[Problem]:
+    """The components' problems in a run the schema refused, so that they are reported with the
+    schema's: every component written as a name or a table naming one is checked."""
+    problems: list[Problem] = []
+    for kind, path in COMPONENT_SLOTS:
+        value: Any = tables
+        for part in path:
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, str) or (
+            isinstance(value, dict) and isinstance(value.get("name"), str)
+        ):
+            _checked(registry, kind, as_spec(value), _where(path), path, problems)
+    return problems
+
+
+def _checked(
+    registry: Registry,
+    kind: str,
+    spec: dict[str, Any],
+    where: str,
+    path: tuple[str, ...],
+    problems: list[Problem],
+) -> dict[str, Any] | None:
+    """The spec with its defaults, checked and built once; None (and a problem) if it is wrong."""
+    try:
+        filled = resolve_spec(registry, kind, spec, where, path)
+        if kind == "solvers":
+            filled.pop("optimizer", None)  # checked in its own slot
+        _construct(registry, kind, filled, where, path)
+    except _Located as error:
+        problems.append((error.loc, str(error)))
+        return None
+    return filled
 
 
 class _Located(ConfigError):
