@@ -63,7 +63,11 @@ def component_problems(tables: dict[str, Any], registry: Registry) -> list[Probl
     """The components' problems in a run the schema refused, so that they are reported with the
     schema's: every component written as a name or a table naming one is checked."""
     problems: list[Problem] = []
+    experiment = tables.get("experiment")
+    task = experiment.get("task", "train") if isinstance(experiment, dict) else "train"
     for kind, path in COMPONENT_SLOTS:
+        if (path[0] == "solver") != (task == "solve"):
+            continue  # a table the task does not use: the schema says so
         value: Any = tables
         for part in path:
             value = value.get(part) if isinstance(value, dict) else None
