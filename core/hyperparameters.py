@@ -113,6 +113,9 @@ def validate(cls: type, kind: str, name: str, values: dict[str, Any], where: str
     if missing:
         raise ConfigError(f"{where}: {kind[:-1]} {name!r} needs {', '.join(map(repr, missing))}")
     out = dict(values)
+    for key in set(values) - set(names):  # taken by **kwargs: no type to check, but finite
+        if not _finite(values[key]):
+            raise ConfigError(f"{where}: {key} = {values[key]!r}: must be finite", key=key)
     for h in known:
         if h.name in values and h.builds is None:
             out[h.name] = _check(h, values[h.name], f"{where}: {h.name} = {values[h.name]!r}")
