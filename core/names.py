@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 
 #: The longest name nnrun accepts; file systems allow 255 bytes per path component.
 MAX_LENGTH = 100
+#: Unicode categories a name may not hold: control (NUL, newline, ESC), format (a right-to-left
+#: override that makes a name read as another), line and paragraph separators, surrogates.
+_INVISIBLE = {"Cc", "Cf", "Zl", "Zp", "Cs"}
 
 
 def name_problem(name: str) -> str | None:
@@ -23,7 +27,7 @@ def name_problem(name: str) -> str | None:
         return "a name may not contain a path separator ('/' or '\\')"
     if ".." in name:
         return "a name may not contain '..'"
-    if any(ord(char) < 32 or ord(char) == 127 for char in name):
+    if any(unicodedata.category(char) in _INVISIBLE for char in name):
         return "a name may not contain NUL or other control characters"
     if len(name) > MAX_LENGTH:
         return f"a name is at most {MAX_LENGTH} characters, this one has {len(name)}"

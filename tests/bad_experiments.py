@@ -307,6 +307,16 @@ COMPONENT_LINE = {
         'name = "linear_warmup"',
         r"\[scheduler\]: scheduler 'linear_warmup': Invalid T_max: 0",
     ),
+    "components nested 200 deep": (
+        BASE
+        + '\n[scheduler]\nname = "linear_warmup"\nafter = '
+        + "{ name = 'linear_warmup', after = " * 200
+        + "'constant'"
+        + " }" * 200
+        + "\n",
+        "after = ",
+        r"\[scheduler(\.after)+\]: components nest at most 8 deep",
+    ),
     "unknown component, upper case": (
         edit(BASE, 'name = "sgd"', 'name = "SGD"'),
         'name = "SGD"',
@@ -354,6 +364,11 @@ WITH_LINE.update(
         "experiment name with NUL": (
             edit(BASE, 'name = "schema"', 'name = "a\\u0000b"'),
             "u0000",
+            r"a name may not contain NUL or other control characters",
+        ),
+        "experiment name with a right-to-left override": (
+            edit(BASE, 'name = "schema"', 'name = "ab\\u202etxt.exe"'),
+            "u202e",
             r"a name may not contain NUL or other control characters",
         ),
         "experiment name too long": (

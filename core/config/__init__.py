@@ -9,7 +9,7 @@ from typing import Any
 
 from nnrun.config.compose import Override, compose, read_source
 from nnrun.config.fit import available_memory, check_fit
-from nnrun.config.resolve import component_problems, resolve
+from nnrun.config.resolve import component_problems, resolve_components
 from nnrun.config.schema import ComponentSpec, RunConfig
 from nnrun.config.validate import Located, line_for, validate_run
 from nnrun.errors import ConfigError
@@ -70,7 +70,7 @@ def load_experiment(
         if run is None:
             located = component_problems(tables, registry)
         else:
-            run, located = resolve(run, registry)
+            run, located = resolve_components(run, registry)
             if not located:
                 located = check_fit(run, registry, memory)
         problems += [(line_for(text, loc, name), message) for loc, message in located]

@@ -18,6 +18,8 @@ from nnrun.registry import Registry
 
 #: A problem found in a run: the key path it is about (for its line) and the message.
 Problem = tuple[tuple[str, ...], str]
+#: How deep components may nest (a warm-up `after` a warm-up ...), far more than any real use.
+MAX_NESTING = 8
 
 
 def component_slots(run: RunConfig) -> list[tuple[str, str, ComponentSpec | None]]:
@@ -37,7 +39,7 @@ def _where(path: tuple[str, ...]) -> str:
     return f"[{path[0]}] {path[1]}" if path[0] == "model" else f"[{'.'.join(path)}]"
 
 
-def resolve(run: RunConfig, registry: Registry) -> tuple[RunConfig, list[Problem]]:
+def resolve_components(run: RunConfig, registry: Registry) -> tuple[RunConfig, list[Problem]]:
     """`run` with every component checked and its defaults filled in, and what is wrong with it."""
     updates: dict[tuple[str, ...], ComponentSpec] = {}
     problems: list[Problem] = []
@@ -123,6 +125,8 @@ def resolve_spec(
     for key, h in nested.items():
         if values.get(key) is not None:
             inner = (*path, key)
+            if len(inner) - len(path[:1]) > MAX_NESTING:
+                raise _Located(f"{where}: components nest at most {MAX_NESTING} deep", inner)
             try:
                 value = as_spec(values[key], key, h.builds[:-1])  # type: ignore[index]
             except ConfigError as error:
