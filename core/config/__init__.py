@@ -107,7 +107,9 @@ def _label(names: list[str], runs: int) -> str:
 
 def _with_overrides(message: str, overrides: list[str]) -> str:
     """The mistake may be in an override rather than in the file: say which were given."""
-    return f"{message} (with the overrides {' '.join(overrides)})" if overrides else message
+    if not overrides or message.startswith("override "):
+        return message
+    return f"{message} (with the overrides {' '.join(overrides)})"
 
 
 __all__ = ["ComponentSpec", "Experiment", "Override", "RunConfig", "load_experiment"]
