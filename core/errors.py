@@ -15,7 +15,15 @@ class NnrunError(Exception):
 
 
 class ConfigError(NnrunError, ValueError):
-    """An experiment file, override or hyperparameter that cannot be used as written."""
+    """An experiment file, override or hyperparameter that cannot be used as written.
+
+    `key` names the offending key inside its table, when the raiser knows it, so that the caller
+    who knows the table can point at the key's line.
+    """
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
 
 
 class UnknownComponentError(NnrunError, KeyError):
@@ -46,9 +54,13 @@ class PluginLoadWarning(UserWarning):
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:
-    """Return "; did you mean 'x'?" for the closest of `choices`, or an empty string."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    """Return "; did you mean 'x'?" for the closest of `choices`, or an empty string.
+
+    Case is ignored in the comparison (`SGD` -> 'sgd', `Relu` -> 'relu'); the choice is given as
+    it is spelt."""
+    spelt = {choice.lower(): choice for choice in reversed(list(choices))}
+    close = difflib.get_close_matches(word.lower(), list(spelt), n=1, cutoff=0.6)
+    return f"; did you mean {spelt[close[0]]!r}?" if close else ""
 
 
 class PluginError(NnrunError):

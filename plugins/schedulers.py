@@ -7,17 +7,13 @@ torch computes most of them recursively, which agrees with the closed forms to r
 
 from __future__ import annotations
 
-import inspect
 import math
-from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 import nnrun
-from nnrun.errors import ConfigError
+from nnrun.factory import SchedulerFactory
 from nnrun.hookspecs import Register
-from nnrun.hyperparameters import validate
 from nnrun.optimizer import Optimizer
-from nnrun.registry import Registry
 from nnrun.scheduler import Scheduler
 
 
@@ -107,8 +103,8 @@ class LinearWarmup(Scheduler):
     milestones=[warmup_epochs])`; `after` may also be reduce_on_plateau, which torch does not allow.
 
     `after` is a table naming a registered scheduler with its hyperparameters,
-    `{ name = "cosine", T_max = 50 }` (a bare name needs no hyperparameters). It is looked up in
-    `registry`, which nnrun supplies, or else in `nnrun.load_registry()`.
+    `{ name = "cosine", T_max = 50 }` (a bare name needs no hyperparameters); nnrun checks it like
+    any scheduler and passes a factory that builds it on an optimizer.
     """
 
     def __init__(
@@ -116,9 +112,7 @@ class LinearWarmup(Scheduler):
         optimizer: Optimizer,
         warmup_epochs: int = 5,
         start_factor: float = 1.0 / 3,
-        after: dict[str, Any] | str | None = None,
-        *,
-        registry: Registry | None = None,
+        after: SchedulerFactory | None = None,
     ):
         _require(
             _is_int(warmup_epochs) and warmup_epochs >= 0,
@@ -136,11 +130,14 @@ class LinearWarmup(Scheduler):
         base_lr = optimizer.lr
         # `after` is built now, so that its errors show at once, on the base rate; the rate it sets
         # at construction is its epoch 0, which it gets back when the warm-up ends.
-        self.after = _build_after(after, optimizer, registry) if after is not None else None
+        self.after = after(optimizer) if after is not None else None
         self.after_start_lr = optimizer.lr
         optimizer.lr = base_lr
         super().__init__(
-            optimizer, warmup_epochs=warmup_epochs, start_factor=start_factor, after=after
+            optimizer,
+            warmup_epochs=warmup_epochs,
+            start_factor=start_factor,
+            after=None if after is None else after.spec,
         )
 
     def lr_at(self, epoch: int) -> float:
@@ -155,28 +152,6 @@ class LinearWarmup(Scheduler):
             self.after.step(metric)
         else:
             self.optimizer.lr = self.lr_at(self.epoch)
-
-
-def _build_after(
-    after: Mapping[str, Any] | str, optimizer: Optimizer, registry: Registry | None
-) -> Scheduler:
-    """The scheduler that a `{ name = ..., **hyperparameters }` table (or a bare name) describes."""
-    if isinstance(after, str):
-        after = {"name": after}
-    if not isinstance(after, Mapping) or not isinstance(after.get("name"), str):
-        raise ConfigError(
-            f"Invalid after: {after!r} (expected a table naming a scheduler, "
-            f'like {{ name = "cosine", T_max = 50 }})'
-        )
-    values = dict(after)
-    name = values.pop("name")
-    if registry is None:
-        registry = nnrun.load_registry()
-    cls = registry.schedulers[name]
-    values = validate(cls, "schedulers", name, values, where="[scheduler.after]")
-    if "registry" in inspect.signature(cls).parameters:
-        values["registry"] = registry
-    return cls(optimizer, **values)
 
 
 class ReduceOnPlateau(Scheduler):

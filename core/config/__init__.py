@@ -7,12 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from nnrun.config.components import resolve
-from nnrun.config.compose import Override, compose
+from nnrun.config.compose import Override, compose, read_source
+from nnrun.config.fit import available_memory, check_fit
+from nnrun.config.resolve import component_problems, resolve_components
 from nnrun.config.schema import ComponentSpec, RunConfig
-from nnrun.config.validate import validate_run
+from nnrun.config.validate import Located, line_for, validate_run
 from nnrun.errors import ConfigError
 from nnrun.registry import Registry
 
@@ -36,59 +35,81 @@ class Experiment:
         }
 
 
+#: The most problems one error message lists.
+MAX_PROBLEMS = 20
+
+
 def load_experiment(
     path: str | Path,
     overrides: Iterable[str] = (),
     registry: Registry | None = None,
     seed: int | None = None,
 ) -> Experiment:
-    """Read and validate an experiment file; raise `ConfigError` with one clear sentence if it's wrong.
+    """Read and validate an experiment file in one pass: every run against the schema, every
+    component against its plugin's constructor, every run as a whole (device, data, loss, memory).
+    Raise one `ConfigError` listing every problem found, each with the file and line.
 
     `seed` is used when the file sets none (a resume passes the seed drawn the first time).
     """
-    from nnrun.experiment.expr import compile_expression
     from nnrun.loading import load_registry
 
     path = Path(path)
+    overrides = list(overrides)
     parsed = [Override.parse(text) for text in overrides]
-    experiment, composed = compose(path, parsed, seed)
-    text = path.read_text(encoding="utf-8")
+    text = read_source(path)
+    try:
+        experiment, composed = compose(path, parsed, seed, text)
+    except ConfigError as error:
+        raise ConfigError(_with_overrides(str(error), overrides)) from None
     registry = registry if registry is not None else load_registry()
-    runs = []
+    memory = available_memory()
+    runs: list[RunConfig] = []
+    found: dict[Located, list[str]] = {}
     for name, tables in composed:
-        label = f"run {name!r}: " if len(composed) > 1 else ""
-        try:
-            run = validate_run(path, text, name, tables, label)
-            try:
-                run = resolve(run, registry)
-                _check_fit(run)
-                if run.data is not None:
-                    compile_expression(run.data.expr)
-            except ConfigError as error:
-                raise ConfigError(f"{path}: {label}{error}") from None
-        except ConfigError as error:
-            if overrides:  # the mistake may be in an override rather than in the file
-                raise ConfigError(f"{error} (with the overrides {' '.join(overrides)})") from None
-            raise
-        runs.append(run)
-    return Experiment(str(experiment["name"]), int(experiment["seed"]), path, runs, list(overrides))
+        run, problems = validate_run(text, name, tables)
+        if run is None:
+            located = component_problems(tables, registry)
+        else:
+            run, located = resolve_components(run, registry)
+            if not located:
+                located = check_fit(run, registry, memory)
+        problems += [(line_for(text, loc, name), message) for loc, message in located]
+        for problem in problems:
+            found.setdefault(problem, []).append(name)
+        if run is not None and not problems:
+            runs.append(run)
+    if found:
+        raise ConfigError(_with_overrides(_report(path, found, len(composed)), overrides))
+    return Experiment(str(experiment["name"]), int(experiment["seed"]), path, runs, overrides)
 
 
-def _check_fit(run: RunConfig) -> None:
-    """Things only a whole run can tell: the network's ends fit the data, the device exists."""
-    device = run.experiment.device
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(
-            f"[experiment] device = {device!r}, but torch has no CUDA device here "
-            f"(torch {torch.__version__}); use device = 'cpu'"
-        )
-    if run.model is not None and run.data is not None:
-        layers = run.model.layers
-        if layers[0] != 1 or layers[-1] != 1:
-            raise ConfigError(
-                f"[model] layers = {layers}: [data] kind = 'function' has one input and one output, "
-                f"so the first and last widths must be 1 (e.g. layers = [1, 100, 1])"
-            )
+def _report(path: Path, found: dict[Located, list[str]], runs: int) -> str:
+    """One line for one problem; else a header and one "  - " line per problem (at most 20)."""
+    lines = [
+        f"{path}{line}: {_label(names, runs)}{message}" for (line, message), names in found.items()
+    ]
+    if len(lines) == 1:
+        return lines[0]
+    shown = lines[:MAX_PROBLEMS]
+    more = f" (the first {MAX_PROBLEMS} shown)" if len(lines) > MAX_PROBLEMS else ""
+    return f"{path}: {len(lines)} problems{more}:\n" + "\n".join(f"  - {line}" for line in shown)
+
+
+def _label(names: list[str], runs: int) -> str:
+    """Which runs a problem is in, unless it is in all of them."""
+    if len(names) == runs:
+        return ""
+    if len(names) == 1:
+        return f"run {names[0]!r}: "
+    listed = ", ".join(map(repr, names[:3]))
+    return f"runs {listed}{f' and {len(names) - 3} more' if len(names) > 3 else ''}: "
+
+
+def _with_overrides(message: str, overrides: list[str]) -> str:
+    """The mistake may be in an override rather than in the file: say which were given."""
+    if not overrides or message.startswith("override "):
+        return message
+    return f"{message} (with the overrides {' '.join(overrides)})"
 
 
 __all__ = ["ComponentSpec", "Experiment", "Override", "RunConfig", "load_experiment"]

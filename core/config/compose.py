@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
+import os
 import secrets
+import stat
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -13,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nnrun.errors import ConfigError, suggest
+from nnrun.names import name_problem, slug
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -22,6 +26,10 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 from nnrun.config.schema import TABLES
 
 TOP_LEVEL = [*TABLES, "runs", "sweep"]
+#: The largest experiment file nnrun reads; a real one is a few kilobytes.
+MAX_FILE_BYTES = 1 << 20
+#: How many runs a file may compose unless its [experiment] max_runs says otherwise.
+DEFAULT_MAX_RUNS = 10_000
 
 
 @dataclass(frozen=True)
@@ -48,16 +56,52 @@ def parse_value(raw: str) -> Any:
         return raw  # a bare word: `optimizer.name=adam`
 
 
-def read_document(path: Path) -> dict[str, Any]:
-    """Read and parse a TOML file, turning every way it can fail into one `ConfigError`."""
-    if path.is_dir():
-        raise ConfigError(f"{path}: is a directory, not an experiment file")
+def read_source(path: Path) -> str:
+    """The file's text, read once: only a regular file of at most `MAX_FILE_BYTES`, opened so that
+    a FIFO or a device swapped in meanwhile cannot block, decoded as UTF-8 (a BOM is dropped)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        info = os.stat(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: cannot read the file ({error})") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the file ({error.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"{path}: is a directory, not an experiment file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(
+            f"{path}: not a regular file (a FIFO, device or socket); "
+            f"an experiment file is a plain TOML file"
+        )
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise ConfigError(f"{path}: not a regular file; an experiment file is plain TOML")
+            data = file.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the file ({error.strerror})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(
+            f"{path}: experiment files are at most {MAX_FILE_BYTES // 1024} KiB, this one is larger"
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path}: cannot read the file: not UTF-8 text (byte {error.start} is {data[error.start]:#04x}); "
+            f"an experiment file is plain TOML"
+        ) from None
+    if "\0" in text:
+        raise ConfigError(
+            f"{path}: cannot read the file: it contains NUL bytes; an experiment file is plain TOML"
+        )
+    return text
+
+
+def read_document(path: Path, text: str | None = None) -> dict[str, Any]:
+    """Parse the file (its `text`, when already read), turning every way it can fail into one
+    `ConfigError`."""
+    text = read_source(path) if text is None else text
     if not text.strip():
         raise ConfigError(
             f"{path}: the file is empty; an experiment needs at least an [experiment] table"
@@ -66,6 +110,10 @@ def read_document(path: Path) -> dict[str, Any]:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: invalid TOML: {error}") from None
+    except (RecursionError, MemoryError):
+        raise ConfigError(
+            f"{path}: invalid TOML: arrays or tables nested too deeply to read"
+        ) from None
     for key in document:
         if key not in TOP_LEVEL and key != "experiment":
             raise ConfigError(
@@ -92,14 +140,19 @@ def line_of(text: str, key: str) -> str:
     return ""
 
 
-def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+def merge(base: dict[str, Any], over: dict[str, Any], top: bool = True) -> dict[str, Any]:
     """Merge `over` into a copy of `base` key by key; a table naming a different component than the
-    base's replaces it whole, so one optimizer's hyperparameters never leak into another's."""
+    base's replaces it whole, so one optimizer's hyperparameters never leak into another's
+    (`[experiment] name` names the experiment, not a component: it replaces nothing)."""
     out = copy.deepcopy(base)
     for key, value in over.items():
         here = out.get(key)
-        if isinstance(here, dict) and isinstance(value, dict) and not _renames(here, value):
-            out[key] = merge(here, value)
+        if (
+            isinstance(here, dict)
+            and isinstance(value, dict)
+            and ((top and key == "experiment") or not _renames(here, value))
+        ):
+            out[key] = merge(here, value, top=False)
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -110,7 +163,8 @@ def _renames(base: dict[str, Any], over: dict[str, Any]) -> bool:
 
 
 def set_path(document: dict[str, Any], path: Sequence[str], value: Any) -> None:
-    """Set a dotted key, following the same rule as `merge` for a component's `name`."""
+    """Set one dotted key. Following the same rule as `merge`, setting a component's `name` to
+    another component starts that component from its defaults."""
     *parents, leaf = path
     table = document
     for part in parents:
@@ -121,19 +175,24 @@ def set_path(document: dict[str, Any], path: Sequence[str], value: Any) -> None:
             child = {}
         table[part] = child
         table = child
-    if leaf == "name" and table.get("name") not in (None, value):
+    if leaf == "name" and path[0] != "experiment" and table.get("name") not in (None, value):
         table.clear()
     table[leaf] = value
 
 
 def compose(
-    path: Path, overrides: Iterable[Override] = (), seed: int | None = None
+    path: Path,
+    overrides: Iterable[Override] = (),
+    seed: int | None = None,
+    text: str | None = None,
 ) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
     """Return the file's [experiment] table (name and seed filled in) and its runs, each a
     (name, tables) pair ready for validation. A run may override any table, [experiment] too.
 
-    `seed` is the seed for a file that sets none (drawn at random when not given either)."""
-    document = read_document(path)
+    `seed` is the seed for a file that sets none (drawn at random when not given either); `text`
+    is the file's text when the caller has read it already."""
+    text = read_source(path) if text is None else text
+    document = read_document(path, text)
     experiment = document.get("experiment")
     if not isinstance(experiment, dict):
         raise ConfigError(
@@ -142,18 +201,21 @@ def compose(
     experiment.setdefault("name", path.stem)
     if "seed" not in experiment:
         experiment["seed"] = secrets.randbelow(2**31) if seed is None else seed
+    given_runs = "runs" in document
     runs = document.pop("runs", None) or [{}]
     sweep = document.pop("sweep", None) or {}
     if not isinstance(runs, list) or not all(isinstance(run, dict) for run in runs):
-        raise ConfigError(f"{path}: [[runs]] must be an array of tables")
+        raise ConfigError(f"{path}{line_of(text, 'runs')}: [[runs]] must be an array of tables")
     if not isinstance(sweep, dict) or not all(isinstance(v, list) and v for v in sweep.values()):
         raise ConfigError(
-            f'{path}: every [sweep] key maps to a non-empty list, e.g. "optimizer.lr" = [0.1, 0.01]'
+            f"{path}{line_of(text, 'sweep')}: every [sweep] key maps to a non-empty list, "
+            f'e.g. "optimizer.lr" = [0.1, 0.01]'
         )
     for key in sweep:
         if key.split(".")[0] not in TABLES:
             raise ConfigError(
-                f"{path}: [sweep] {key!r}: unknown table{suggest(key.split('.')[0], TABLES)}"
+                f"{path}{line_of(text, key)}: [sweep] {key!r}: unknown table"
+                f"{suggest(key.split('.')[0], TABLES)}"
             )
     overrides = list(overrides)
     for override in overrides:
@@ -162,20 +224,35 @@ def compose(
                 f"override {override.text!r}: unknown table {override.path[0]!r}"
                 f"{suggest(override.path[0], TABLES)}; overrides start with one of {', '.join(TABLES)}"
             )
+        # a component's new name resets its table, so it covers every key swept inside it
+        covers = override.path
+        if covers[-1] == "name" and covers[0] != "experiment" and len(covers) > 1:
+            covers = covers[:-1]
+        for key in sweep:
+            swept = tuple(key.split("."))
+            shorter = min(len(swept), len(covers))
+            if swept[:shorter] == covers[:shorter]:
+                raise ConfigError(
+                    f"override {override.text!r}: [sweep] varies {key!r}"
+                    f"{line_of(text, key) and f' (line {line_of(text, key)[1:]})'}, so the "
+                    f"override would make its runs identical; change the sweep instead"
+                )
         if override.path[0] == "experiment":  # also names the experiment and seeds it as a whole
             set_path(document, override.path, override.value)
+    _check_size(path, text, experiment, len(runs), sweep)
 
     composed = []
     for index, run in enumerate(runs):
         run = dict(run)
-        base_name = str(
-            run.pop("name", None) or (experiment["name"] if len(runs) == 1 else f"run{index + 1}")
-        )
+        if given_runs:
+            base_name = _run_entry_name(path, text, index, run.pop("name", None))
+        else:
+            base_name = str(experiment["name"])
         for key in run:
             if key not in TABLES:
                 raise ConfigError(
-                    f"{path}: [[runs]] {base_name!r}: unknown key {key!r}{suggest(key, TABLES)}; "
-                    f"a run may set {', '.join(TABLES)}"
+                    f"{path}{_runs_line(text, index)}: [[runs]] {base_name!r}: unknown key "
+                    f"{key!r}{suggest(key, TABLES)}; a run may set {', '.join(TABLES)}"
                 )
         tables = merge(document, run)
         for combination in _grid(sweep):
@@ -191,7 +268,55 @@ def compose(
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise ConfigError(f"{path}: run names must be unique; repeated: {', '.join(duplicates)}")
+    folders: dict[str, str] = {}
+    for name in names:
+        other = folders.setdefault(slug(name).lower(), name)
+        if other != name:
+            raise ConfigError(
+                f"{path}: runs {other!r} and {name!r} would share one checkpoint folder "
+                f"({slug(name)!r}, on a file system that ignores case); rename one of them"
+            )
     return experiment, composed
+
+
+def _runs_line(text: str, index: int) -> str:
+    """':LINE' of the `index`-th `[[runs]]` header, or ''."""
+    headers = [
+        number
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.split("#", 1)[0].strip() == "[[runs]]"
+    ]
+    return f":{headers[index]}" if index < len(headers) else ""
+
+
+def _run_entry_name(path: Path, text: str, index: int, name: Any) -> str:
+    """A `[[runs]]` entry's own name, which names its folder: required, and held to the rules."""
+    where = f"{path}{_runs_line(text, index)}: [[runs]] entry {index + 1}"
+    if name is None:
+        raise ConfigError(f'{where} has no name; give every run one, e.g. name = "baseline"')
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}: name = {name!r}: a name is a string")
+    problem = name_problem(name)
+    if problem:
+        raise ConfigError(f"{where}: name = {name!r}: {problem}")
+    return name
+
+
+def _check_size(
+    path: Path, text: str, experiment: dict[str, Any], runs: int, sweep: dict[str, list[Any]]
+) -> None:
+    """Refuse a sweep larger than `max_runs` before composing it (a 10^12 grid would hang)."""
+    limit = experiment.get("max_runs", DEFAULT_MAX_RUNS)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        return  # the schema reports it
+    total = runs * math.prod(len(values) for values in sweep.values())
+    if total > limit:
+        sizes = " × ".join(str(len(values)) for values in sweep.values())
+        raise ConfigError(
+            f"{path}{line_of(text, 'sweep')}: the experiment composes {total:,} runs "
+            f"({runs} [[runs]] × {sizes or '1'} [sweep] values), more than "
+            f"[experiment] max_runs = {limit:,}; sweep fewer values or raise max_runs"
+        )
 
 
 def _grid(sweep: dict[str, list[Any]]) -> list[list[tuple[str, Any]]]:

@@ -2,7 +2,7 @@
 
 Component tables (`[optimizer]`, `[loss]`, `activation = ...`) are open: their `name` picks a plugin
 and the remaining keys are that plugin's hyperparameters, checked against its constructor later
-(see `nnrun.config.components`), because only the registry knows what a plugin accepts.
+(see `nnrun.config.resolve`), because only the registry knows what a plugin accepts.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from nnrun.names import name_problem
 
 Positive = Field(ge=1)
 
@@ -47,6 +49,15 @@ class ExperimentSection(Section):
     task: Literal["train", "solve"] = "train"
     device: str = "cpu"
     dtype: Literal["float32", "float64"] = "float32"
+    max_runs: int = Field(10_000, ge=1, description="the most runs a sweep may compose")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        problem = name_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("device")
     @classmethod
@@ -70,8 +81,17 @@ class DataSection(Section):
     expr: str = Field(min_length=1)
     n: int = Positive
     range: tuple[float, float] = (-1.0, 1.0)
-    noise: float = Field(0.0, ge=0.0)
+    noise: float = Field(0.0, ge=0.0, allow_inf_nan=False)
     split: SplitSection = SplitSection()
+
+    @model_validator(mode="after")
+    def _leaves_training_data(self) -> DataSection:
+        if self.split.val > 0 and self.n < 2:
+            raise ValueError(
+                f"n = {self.n} with split = {{ val = {self.split.val} }} leaves nothing to train "
+                f"on: a validation share takes at least one point and training needs one more"
+            )
+        return self
 
     @field_validator("range", mode="before")
     @classmethod
@@ -104,12 +124,24 @@ class ModelSection(Section):
 class TrainSection(Section):
     epochs: int = Positive
     batch_size: int = Field(32, ge=1)
-    probes: list[float] = []
+    probes: list[float] = Field([], description="inputs whose prediction is logged every epoch")
     shuffle: bool = False
     early_stopping: int | None = Field(None, ge=1, description="patience in epochs")
-    grad_clip: float | None = Field(None, gt=0.0, description="max global gradient norm")
+    grad_clip: float | None = Field(
+        None, gt=0.0, allow_inf_nan=False, description="max global gradient norm"
+    )
     log_every: int = Field(1, ge=1, description="epochs between plain progress lines")
     checkpoint_every: int | None = Field(None, ge=1, description="epochs between checkpoints")
+
+    @field_validator("probes")
+    @classmethod
+    def _probes(cls, value: list[float]) -> list[float]:
+        if not all(math.isfinite(probe) for probe in value):
+            raise ValueError("every probe must be a finite number")
+        repeated = sorted({probe for probe in value if value.count(probe) > 1})
+        if repeated:
+            raise ValueError(f"each probe once: {', '.join(map(repr, repeated))} is repeated")
+        return value
 
 
 class SolverSpec(ComponentSpec):
@@ -188,3 +220,16 @@ def _plain(model: BaseModel) -> dict[str, Any]:
 
 #: Top-level tables that a file (or a [[runs]] entry) may hold, besides `runs` and `sweep`.
 TABLES = [name for name in RunConfig.model_fields if name != "name"]
+
+
+#: (kind, key path) of every place a run can name a component.
+COMPONENT_SLOTS: list[tuple[str, tuple[str, ...]]] = [
+    ("activations", ("model", "activation")),
+    ("activations", ("model", "output_activation")),
+    ("initializers", ("model", "init")),
+    ("losses", ("loss",)),
+    ("optimizers", ("optimizer",)),
+    ("schedulers", ("scheduler",)),
+    ("solvers", ("solver",)),
+    ("optimizers", ("solver", "optimizer")),
+]

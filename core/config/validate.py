@@ -1,54 +1,78 @@
-"""Validate composed runs with the schema and turn pydantic's errors into one readable sentence."""
+"""Validate composed runs with the schema and turn each of pydantic's errors into a readable line."""
 
 from __future__ import annotations
 
 import re
 import types
 import typing
-from pathlib import Path
 from typing import Any
 
 import pydantic
 
 from nnrun.config.compose import line_of
 from nnrun.config.schema import ComponentSpec, RunConfig
-from nnrun.errors import ConfigError, suggest
+from nnrun.errors import suggest
 
 HEADER = re.compile(r"\[\[?[^\[\]]+\]\]?")
 
 
-def validate_run(path: Path, text: str, name: str, tables: dict[str, Any], label: str) -> RunConfig:
-    """`label` says which run this is in messages ("" when the file has a single run)."""
+#: A problem ready to print: the ':LINE' it is on ('' when no single line holds it), and what.
+Located = tuple[str, str]
+
+
+def validate_run(
+    text: str, name: str, tables: dict[str, Any]
+) -> tuple[RunConfig | None, list[Located]]:
+    """The run checked against the schema, or None and every problem pydantic found in it."""
     try:
-        return RunConfig(name=name, **tables)
+        return RunConfig(name=name, **tables), []
     except pydantic.ValidationError as error:
-        first = most_telling(error.errors())
-        raise ConfigError(describe(path, text, first, label, run=name)) from None
+        return None, [(_line(text, _loc(e), name), describe(e)) for e in telling(error.errors())]
 
 
-def most_telling(errors: list[dict[str, Any]]) -> dict[str, Any]:
-    """A typo'd key explains the "missing" error it causes, so report unknown keys first."""
+def telling(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The errors worth reporting, unknown keys first: a typo'd key explains the "missing" error
+    it causes in the same table, so that one is left out."""
     rank = {"extra_forbidden": 0, "missing": 2}
-    return min(errors, key=lambda e: rank.get(e["type"], 1))
+    typo_tables = {tuple(_loc(e)[:-1]) for e in errors if e["type"] == "extra_forbidden"}
+    kept = [e for e in errors if e["type"] != "missing" or tuple(_loc(e)[:-1]) not in typo_tables]
+    return sorted(kept, key=lambda e: rank.get(e["type"], 1))
 
 
-def describe(path: Path, text: str, error: dict[str, Any], label: str, run: str = "") -> str:
-    loc = [str(part) for part in error["loc"] if not isinstance(part, int)]
+def _loc(error: dict[str, Any]) -> list[str]:
+    return [str(part) for part in error["loc"] if not isinstance(part, int)]
+
+
+def line_for(text: str, loc: tuple[str, ...] | list[str], run: str = "") -> str:
+    """':LINE' of the key at `loc`, else of the nearest table above it that is written, or ''."""
+    loc = list(loc)
+    while loc:
+        line = _line(text, loc, run)
+        if line:
+            return line
+        loc = loc[:-1]
+    return ""
+
+
+def describe(error: dict[str, Any]) -> str:
+    """One pydantic error as "[table] key = value: what was expected"."""
+    loc = _loc(error)
     message = error["msg"].removeprefix("Value error, ")
-    where = f"{path}{_line(text, loc, run)}: {label}"
     if not loc:
-        return f"{where}{message}"
+        return message
+    if error["type"] == "value_error" and isinstance(error.get("input"), dict):
+        return f"[{'.'.join(loc)}] {message}"  # a rule about the table as a whole
     table, key = _table_and_key(loc)
     if error["type"] == "extra_forbidden":
         allowed = _fields_at(loc[:-1])
         return (
-            f"{where}{table}unknown key {key!r}{suggest(key, allowed)}; "
+            f"{table}unknown key {key!r}{suggest(key, allowed)}; "
             f"{table.strip() or 'the file'} takes {', '.join(allowed)}"
         )
     if error["type"] == "missing":
-        return f"{where}{table}{key!r} is required"
+        return f"{table}{key!r} is required"
     index = "".join(f"[{part}]" for part in error["loc"][len(loc) :] if isinstance(part, int))
-    return f"{where}{table}{key}{index} = {_toml(error.get('input'))}: {message}"
+    return f"{table}{key}{index} = {_toml(error.get('input'))}: {message}"
 
 
 def _line(text: str, loc: list[str], run: str = "") -> str:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
-from nnrun.config.components import build
 from nnrun.config.schema import RunConfig
+from nnrun.factory import build, factory
 from nnrun.model import MLP
 from nnrun.registry import Registry
 from nnrun.solver import OptimizerFactory, Solver
@@ -24,8 +24,8 @@ class Data:
 def make_data(run: RunConfig) -> Data:
     """The run's dataset, drawn from the experiment seed: every run with the same [data] and seed
     gets the same points."""
+    from nnrun.config.expr import compile_expression
     from nnrun.experiment.data import function_dataset, split_dataset
-    from nnrun.experiment.expr import compile_expression
 
     spec, settings = run.data, run.experiment
     generator = torch.Generator().manual_seed(settings.seed)
@@ -67,7 +67,7 @@ def make_solver(run: RunConfig, registry: Registry) -> tuple[Solver, OptimizerFa
     optimizer = spec.optimizer
     if optimizer is None:
         return solver, None
-    return solver, lambda params: build(registry, "optimizers", optimizer, params)
+    return solver, factory(registry, "optimizers", optimizer)
 
 
 def shuffle_generator(run: RunConfig) -> torch.Generator:

@@ -9,13 +9,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from nnrun.config.components import build
 from nnrun.config.schema import RunConfig
 from nnrun.errors import ConfigError
 from nnrun.experiment.assemble import make_data, make_model, make_solver, shuffle_generator
 from nnrun.experiment.reporting import Reporter, SilentReporter
 from nnrun.experiment.rundir import RunDirectory
 from nnrun.experiment.train import Trainer
+from nnrun.factory import build
 from nnrun.registry import Registry
 
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nnrun.config.components import component_slots
+from nnrun.config.resolve import component_slots
 from nnrun.hyperparameters import hyperparameters
 from nnrun.registry import Registry
 

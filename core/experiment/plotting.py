@@ -53,8 +53,8 @@ def plot_run_directory(path: Path, experiment: Experiment, registry: Registry) -
 
 def _plot_fit(directory: RunDirectory, runs: list[Any], registry: Registry) -> Path | None:
     """Data, target and each run's final prediction, for the runs that share the first run's data."""
+    from nnrun.config.expr import compile_expression
     from nnrun.experiment.assemble import make_data, make_model
-    from nnrun.experiment.expr import compile_expression
     from nnrun.experiment.plots import plot_fit
 
     first = runs[0]

@@ -17,6 +17,7 @@ from torch.optim import lr_scheduler as torch_schedulers
 
 import nnrun
 import nnrun.plugins.schedulers
+from nnrun import factory
 from nnrun.loading import PluginHost, load_registry
 
 LR = 0.1
@@ -51,9 +52,7 @@ def optimizer(lr: float = LR) -> nnrun.Optimizer:
 
 
 def build(registry, name: str, opt: nnrun.Optimizer, **hyperparameters):
-    if name == "linear_warmup":
-        hyperparameters["registry"] = registry
-    return registry.schedulers[name](opt, **hyperparameters)
+    return factory.build(registry, "schedulers", {"name": name, **hyperparameters}, opt)
 
 
 def nnrun_rates(registry, name, hyperparameters, epochs, metrics=None):
@@ -431,9 +430,10 @@ def test_builtins_are_found_through_the_entry_point():
     } <= set(schedulers)
     assert schedulers["cosine"] is nnrun.plugins.schedulers.CosineAnnealing
     assert issubclass(schedulers["cosine"], nnrun.Scheduler)
-    # Without a registry, linear_warmup looks `after` up in the installed plugins.
+    # Built through the factory from the installed plugins, `after` is found there too.
     opt = optimizer()
-    warmup = schedulers["linear_warmup"](opt, warmup_epochs=1, after={"name": "cosine", "T_max": 4})
+    spec = {"name": "linear_warmup", "warmup_epochs": 1, "after": {"name": "cosine", "T_max": 4}}
+    warmup = factory.build(nnrun.load_registry(), "schedulers", spec, opt)
     warmup.step()
     warmup.step()
     assert opt.lr == pytest.approx(LR * (1 + math.cos(math.pi / 4)) / 2, rel=REL)

@@ -10,9 +10,9 @@ import sys
 import pytest
 import torch
 
+from nnrun.config import expr
+from nnrun.config.expr import compile_expression
 from nnrun.errors import ConfigError
-from nnrun.experiment import expr
-from nnrun.experiment.expr import compile_expression
 
 # Each expression next to an independent scalar reference in plain Python (math, not torch).
 CASES = {
@@ -182,7 +182,7 @@ def test_unrelated_name_gets_no_suggestion():
 def test_huge_exponents_are_inf_at_once():
     # Folding `9**9**9` as Python ints would run for hours: run it in a child we can time out.
     code = (
-        "import torch; from nnrun.experiment.expr import compile_expression as c; "
+        "import torch; from nnrun.config.expr import compile_expression as c; "
         "print(c('9**9**9 + 0*x')(torch.ones(1)).item(), c('x**9**9**9')(torch.full((1,), 2.0)).item())"
     )
     result = subprocess.run(

@@ -1,0 +1,424 @@
+"""Every bad experiment file the suite knows, in one place: `tests/core/config/test_schema.py`
+checks each message and its line, `tests/test_check_run_agree.py` that `nnrun check` and
+`nnrun run` (with one job or two) refuse each alike."""
+
+from __future__ import annotations
+
+BASE = """\
+[experiment]
+name = "schema"
+seed = 0
+
+[data]
+expr = "x**2"
+n = 40
+
+[model]
+layers = [1, 4, 1]
+
+[optimizer]
+name = "sgd"
+lr = 0.01
+
+[train]
+epochs = 3
+"""
+
+SOLVE = """\
+[experiment]
+name = "roots"
+task = "solve"
+
+[solver]
+name = "quadratic_descent"
+a = 1.0
+b = -6.0
+c = 4.0
+"""
+
+
+def edit(text: str, old: str, new: str) -> str:
+    assert text.count(old) == 1, old
+    return text.replace(old, new)
+
+
+# (text, the line holding the mistake, what the message says after "file:line: ")
+WITH_LINE = {
+    # unknown keys, anywhere
+    "unknown key in [experiment]": (
+        edit(BASE, "seed = 0", "seed = 0\nsed = 1"),
+        "sed = 1",
+        r"\[experiment\] unknown key 'sed'; did you mean 'seed'\?; "
+        r"\[experiment\] takes name, seed, task, device, dtype",
+    ),
+    "unknown key in an inline sub-table": (
+        edit(BASE, "n = 40", "n = 40\nsplit = { tst = 0.1 }"),
+        "tst = 0.1",
+        r"\[data\.split\] unknown key 'tst'; \[data\.split\] takes val$",
+    ),
+    "unknown key in a sub-table header": (
+        BASE + "\n[data.split]\nvall = 0.1\n",
+        "vall = 0.1",
+        r"\[data\.split\] unknown key 'vall'; did you mean 'val'\?",
+    ),
+    "unknown key in [model]": (
+        edit(BASE, "layers = [1, 4, 1]", "layers = [1, 4, 1]\nactivations = 'relu'"),
+        "activations =",
+        r"\[model\] unknown key 'activations'; did you mean 'activation'\?",
+    ),
+    # the key another table has: the line is the one in [train], not [optimizer]'s lr
+    "unknown key that another table has": (
+        BASE + "lr = 0.1\n",
+        "lr = 0.1",
+        r"\[train\] unknown key 'lr'; \[train\] takes epochs, batch_size, probes, shuffle, "
+        r"early_stopping, grad_clip, log_every, checkpoint_every",
+    ),
+    # a misspelt required key is reported as the typo, not as the key that is then missing
+    "misspelt required key": (
+        edit(BASE, "expr = ", "exp = "),
+        "exp = ",
+        r"\[data\] unknown key 'exp'; did you mean 'expr'\?",
+    ),
+    "unknown key in a run": (
+        BASE + '\n[[runs]]\nname = "a"\ntrain = { epochs = 2, shufle = true }\n',
+        "shufle = true",
+        r"\[train\] unknown key 'shufle'; did you mean 'shuffle'\?",
+    ),
+    # wrong types: TOML has real types, so nothing is coerced
+    "string for an integer": (
+        edit(BASE, "epochs = 3", 'epochs = "3"'),
+        "epochs =",
+        r'\[train\] epochs = "3": Input should be a valid integer',
+    ),
+    "boolean for an integer": (
+        edit(BASE, "epochs = 3", "epochs = true"),
+        "epochs =",
+        r"\[train\] epochs = true: Input should be a valid integer",
+    ),
+    "float for an integer": (
+        edit(BASE, "epochs = 3", "epochs = 3.0"),
+        "epochs =",
+        r"\[train\] epochs = 3\.0: Input should be a valid integer",
+    ),
+    "string for a boolean": (
+        BASE + 'shuffle = "yes"\n',
+        "shuffle =",
+        r'\[train\] shuffle = "yes": Input should be a valid boolean',
+    ),
+    "integer for a boolean": (
+        BASE + "shuffle = 1\n",
+        "shuffle =",
+        r"\[train\] shuffle = 1: Input should be a valid boolean",
+    ),
+    "string for a number": (
+        edit(BASE, "n = 40", 'n = 40\nnoise = "0.1"'),
+        "noise =",
+        r'\[data\] noise = "0\.1": Input should be a valid number',
+    ),
+    "string in a list of numbers": (
+        BASE + 'probes = [1.0, "two"]\n',
+        "probes =",
+        r'\[train\] probes\[1\] = "two": Input should be a valid number',
+    ),
+    "string for a list": (
+        edit(BASE, "layers = [1, 4, 1]", 'layers = "1, 4, 1"'),
+        "layers =",
+        r'\[model\] layers = "1, 4, 1": Input should be a valid list',
+    ),
+    "number for a table": (
+        edit(BASE, "n = 40", "n = 40\nsplit = 0.1"),
+        "split =",
+        r"\[data\] split = 0\.1: Input should be a valid dictionary",
+    ),
+    "number for a component": (
+        edit(BASE, "layers = [1, 4, 1]", "layers = [1, 4, 1]\nactivation = 3"),
+        "activation =",
+        r"\[model\] activation = 3: Input should be a valid dictionary",
+    ),
+    "three numbers for a range": (
+        edit(BASE, "n = 40", "n = 40\nrange = [0.0, 1.0, 2.0]"),
+        "range =",
+        r"\[data\] range = \[0\.0, 1\.0, 2\.0\]: Tuple should have at most 2 items",
+    ),
+    # out of range
+    "val share of 1": (
+        edit(BASE, "n = 40", "n = 40\nsplit = { val = 1.0 }"),
+        "split =",
+        r"\[data\.split\] val = 1\.0: Input should be less than 1",
+    ),
+    "negative val share": (
+        edit(BASE, "n = 40", "n = 40\nsplit = { val = -0.1 }"),
+        "split =",
+        r"\[data\.split\] val = -0\.1: Input should be greater than or equal to 0",
+    ),
+    "negative noise": (
+        edit(BASE, "n = 40", "n = 40\nnoise = -1.0"),
+        "noise =",
+        r"\[data\] noise = -1\.0: Input should be greater than or equal to 0",
+    ),
+    "reversed range": (
+        edit(BASE, "n = 40", "n = 40\nrange = [2.0, -2.0]"),
+        "range =",
+        r"\[data\] range = \[2\.0, -2\.0\]: range must be \[low, high\] with finite low < high",
+    ),
+    "zero grad_clip": (
+        BASE + "grad_clip = 0.0\n",
+        "grad_clip",
+        r"\[train\] grad_clip = 0\.0: Input should be greater than 0",
+    ),
+    "zero log_every": (
+        BASE + "log_every = 0\n",
+        "log_every",
+        r"\[train\] log_every = 0: Input should be greater than or equal to 1",
+    ),
+    "zero checkpoint_every": (
+        BASE + "checkpoint_every = 0\n",
+        "checkpoint_every",
+        r"\[train\] checkpoint_every = 0: Input should be greater than or equal to 1",
+    ),
+    "zero patience": (
+        edit(BASE, "n = 40", "n = 40\nsplit = { val = 0.2 }") + "early_stopping = 0\n",
+        "early_stopping",
+        r"\[train\] early_stopping = 0: Input should be greater than or equal to 1",
+    ),
+    "negative seed": (
+        edit(BASE, "seed = 0", "seed = -1"),
+        "seed =",
+        r"\[experiment\] seed = -1: Input should be greater than or equal to 0",
+    ),
+    "unknown task": (
+        edit(BASE, "seed = 0", 'seed = 0\ntask = "fit"'),
+        "task =",
+        r"\[experiment\] task = \"fit\": Input should be 'train' or 'solve'",
+    ),
+    "unknown dtype": (
+        edit(BASE, "seed = 0", 'seed = 0\ndtype = "float16"'),
+        "dtype =",
+        r"\[experiment\] dtype = \"float16\": Input should be 'float32' or 'float64'",
+    ),
+    "unknown device": (
+        edit(BASE, "seed = 0", 'seed = 0\ndevice = "gpu"'),
+        "device =",
+        r"\[experiment\] device = \"gpu\": device must be 'cpu', 'cuda' or 'cuda:N'",
+    ),
+    # a run's own mistake is placed on the run's line, not on the base table's
+    "a run's out-of-range value": (
+        BASE + '\n[[runs]]\nname = "a"\n\n[[runs]]\nname = "b"\ntrain = { epochs = 0 }\n',
+        "epochs = 0",
+        r"run 'b': \[train\] epochs = 0: Input should be greater than or equal to 1",
+    ),
+    "a run's mistake in a sub-table header": (
+        BASE + '\n[[runs]]\nname = "a"\n\n[runs.train]\nepochs = -2\n',
+        "epochs = -2",
+        r"\[train\] epochs = -2: Input should be greater than or equal to 1",
+    ),
+}
+
+
+# Mistakes no single line holds: the message names the file and the table.
+WITHOUT_LINE = {
+    "missing expr": (edit(BASE, 'expr = "x**2"\n', ""), r"\[data\] 'expr' is required"),
+    "missing n": (edit(BASE, "n = 40\n", ""), r"\[data\] 'n' is required"),
+    "missing layers": (edit(BASE, "layers = [1, 4, 1]\n", ""), r"\[model\] 'layers' is required"),
+    "missing epochs": (edit(BASE, "epochs = 3\n", ""), r"\[train\] 'epochs' is required"),
+    "missing optimizer name": (
+        edit(BASE, 'name = "sgd"\n', ""),
+        r"\[optimizer\] 'name' is required",
+    ),
+    "missing tables": (
+        BASE.split("[model]")[0],
+        r"a train experiment needs \[model\], \[optimizer\], \[train\]$",
+    ),
+    "[solver] in a train experiment": (
+        BASE + '\n[solver]\nname = "quadratic_descent"\n',
+        r"\[solver\] is only used when \[experiment\] task = 'solve'",
+    ),
+    "[model] in a solve experiment": (
+        SOLVE + "\n[model]\nlayers = [1, 4, 1]\n",
+        r"\[model\] not used when task = 'solve'",
+    ),
+    "[scheduler] in a solve experiment": (
+        SOLVE + '\n[scheduler]\nname = "step"\nstep_size = 2\n',
+        r"\[scheduler\] not used when task = 'solve'",
+    ),
+    "solve without [solver]": (
+        SOLVE.split("[solver]")[0],
+        r"a solve experiment needs a \[solver\] table",
+    ),
+    "early stopping without a validation split": (
+        BASE + "early_stopping = 3\n",
+        r"\[train\] early_stopping watches the validation loss: add \[data\] split = "
+        r"\{ val = 0\.1 \}",
+    ),
+}
+
+
+# Mistakes found by building the components and looking at the run as a whole (the line is the
+# offending key's, or its component's `name`).
+COMPONENT_LINE = {
+    "nothing left to train": (
+        edit(BASE, "n = 40", "n = 1\nsplit = { val = 0.5 }"),
+        "[data]",
+        r"\[data\] n = 1 with split = \{ val = 0\.5 \} leaves nothing to train on",
+    ),
+    "too large for this machine": (
+        edit(BASE, "layers = [1, 4, 1]", "layers = [1, 1000000000000, 1]"),
+        "layers =",
+        r"\[model\] layers = \[1, 1000000000000, 1\] has 3\.0e\+12 parameters \(.* GiB of weights, "
+        r"gradients and optimizer state\).*more than the .* this machine has",
+    ),
+    "cross_entropy on regression data": (
+        BASE + '\n[loss]\nname = "cross_entropy"\n',
+        'name = "cross_entropy"',
+        r"\[loss\] 'cross_entropy' gives the same loss whatever a network with 1 output predicts",
+    ),
+    "expr not finite on the range": (
+        edit(BASE, 'expr = "x**2"', 'expr = "log(x)"'),
+        "expr =",
+        r"\[data\] expr = 'log\(x\)' is not finite on part of range = \[-1\.0, 1\.0\]",
+    ),
+    "string for a float hyperparameter": (
+        edit(BASE, "lr = 0.01", 'lr = "0.01"'),
+        "lr =",
+        r"\[optimizer\]: lr = '0\.01': lr: Input should be a valid number",
+    ),
+    "integer for a boolean hyperparameter": (
+        BASE.replace("lr = 0.01", "lr = 0.01\nmomentum = 0.9\nnesterov = 0"),
+        "nesterov =",
+        r"\[optimizer\]: nesterov = 0: nesterov: Input should be a valid boolean",
+    ),
+    "infinite learning rate": (
+        edit(BASE, "lr = 0.01", "lr = inf"),
+        "lr =",
+        r"\[optimizer\]: lr = inf: lr must be a finite number",
+    ),
+    "one beta": (
+        edit(BASE, 'name = "sgd"\nlr = 0.01', 'name = "adam"\nbetas = [0.9]'),
+        "betas =",
+        r"\[optimizer\]: betas = \[0\.9\]: betas takes 2 values",
+    ),
+    "constructor's own check": (
+        edit(BASE, "lr = 0.01", "lr = -0.1"),
+        'name = "sgd"',
+        r"\[optimizer\]: optimizer 'sgd': Invalid learning rate: -0\.1",
+    ),
+    "constructor's check of a nested scheduler": (
+        BASE + '\n[scheduler]\nname = "linear_warmup"\nafter = { name = "cosine", T_max = 0 }\n',
+        'name = "linear_warmup"',
+        r"\[scheduler\]: scheduler 'linear_warmup': Invalid T_max: 0",
+    ),
+    "components nested 200 deep": (
+        BASE
+        + '\n[scheduler]\nname = "linear_warmup"\nafter = '
+        + "{ name = 'linear_warmup', after = " * 200
+        + "'constant'"
+        + " }" * 200
+        + "\n",
+        "after = ",
+        r"\[scheduler(\.after)+\]: components nest at most 8 deep",
+    ),
+    "unknown component, upper case": (
+        edit(BASE, 'name = "sgd"', 'name = "SGD"'),
+        'name = "SGD"',
+        r"\[optimizer\]: unknown optimizer 'SGD'; did you mean 'sgd'\?",
+    ),
+    "unknown activation, capitalised": (
+        edit(BASE, "layers = [1, 4, 1]", 'layers = [1, 4, 1]\nactivation = "Relu"'),
+        "activation =",
+        r"\[model\] activation: unknown activation 'Relu'; did you mean 'relu'\?",
+    ),
+    "solver lr next to an optimizer": (
+        SOLVE + 'lr = 0.2\noptimizer = { name = "adam", lr = 0.1 }\n',
+        "lr = 0.2",
+        r"\[solver\] lr is the step of the solver's own descent",
+    ),
+}
+
+WITH_LINE.update(
+    {
+        "infinite noise": (
+            edit(BASE, "n = 40", "n = 40\nnoise = inf"),
+            "noise =",
+            r"\[data\] noise = inf: Input should be a finite number",
+        ),
+        "repeated probe": (
+            BASE + "probes = [0.1, 0.5, 0.1]\n",
+            "probes =",
+            r"\[train\] probes = \[0\.1, 0\.5, 0\.1\]: each probe once: 0\.1 is repeated",
+        ),
+        "unknown table, capitalised": (
+            BASE + "\n[Scheduler]\nname = 'step'\n",
+            "[Scheduler]",
+            r"unknown table \[Scheduler\]; did you mean 'scheduler'\?",
+        ),
+        "unknown key, capitalised": (
+            edit(BASE, "epochs = 3", "Epochs = 3"),
+            "Epochs =",
+            r"\[train\] unknown key 'Epochs'; did you mean 'epochs'\?",
+        ),
+        "experiment name outside runs/": (
+            edit(BASE, 'name = "schema"', 'name = "/elsewhere/x"'),
+            "/elsewhere/x",
+            r"\[experiment\] name = \"/elsewhere/x\": a name may not contain a path separator",
+        ),
+        "experiment name with NUL": (
+            edit(BASE, 'name = "schema"', 'name = "a\\u0000b"'),
+            "u0000",
+            r"a name may not contain NUL or other control characters",
+        ),
+        "experiment name with a right-to-left override": (
+            edit(BASE, 'name = "schema"', 'name = "ab\\u202etxt.exe"'),
+            "u202e",
+            r"a name may not contain NUL or other control characters",
+        ),
+        "experiment name too long": (
+            edit(BASE, 'name = "schema"', f'name = "{"x" * 300}"'),
+            "x" * 300,
+            r"a name is at most 100 characters, this one has 300",
+        ),
+        "experiment name '.'": (
+            edit(BASE, 'name = "schema"', 'name = "."'),
+            'name = "."',
+            r"a name may not be empty or '\.'",
+        ),
+        "run name with ..": (
+            BASE + '\n[[runs]]\nname = "../up"\n',
+            "[[runs]]",
+            r"\[\[runs\]\] entry 1: name = '\.\./up': a name may not contain a path separator",
+        ),
+        "run without a name": (
+            BASE + '\n[[runs]]\nname = "a"\n\n[[runs]]  # unnamed\ntrain = { epochs = 2 }\n',
+            "# unnamed",
+            r"\[\[runs\]\] entry 2 has no name",
+        ),
+        "more runs than max_runs": (
+            edit(BASE, "seed = 0", "seed = 0\nmax_runs = 3")
+            + '\n[sweep]\n"optimizer.lr" = [0.1, 0.2]\n"train.epochs" = [1, 2]\n',
+            "[sweep]",
+            r"the experiment composes 4 runs .*more than \[experiment\] max_runs = 3",
+        ),
+        "a 10^12 grid": (
+            BASE
+            + "\n[sweep]\n"
+            + "".join(f'"model.x{i}" = {list(range(10))}\n' for i in range(12)),
+            "[sweep]",
+            r"the experiment composes 1,000,000,000,000 runs",
+        ),
+    }
+)
+WITHOUT_LINE.update(
+    {
+        "runs sharing a folder": (
+            BASE + '\n[[runs]]\nname = "Fast"\n\n[[runs]]\nname = "fast"\n',
+            r"runs 'Fast' and 'fast' would share one checkpoint folder",
+        ),
+    }
+)
+
+
+def bad_files() -> dict[str, tuple[str, str]]:
+    """Every case above as (text, the phrase its message has), for tests that only need that."""
+    cases = {name: (text, message) for name, (text, _, message) in WITH_LINE.items()}
+    cases |= {name: (text, message) for name, (text, _, message) in COMPONENT_LINE.items()}
+    cases |= WITHOUT_LINE
+    return cases
