@@ -175,7 +175,7 @@ def test_sigterm_checkpoints_and_kill_9_leaves_readable_results(tmp_path):
         assert process.returncode == expected_code, process.stderr.read().decode()
         records = metrics(out)  # every line parses
         assert records and all(r["run"] == "first" for r in records)
-        checkpoint = torch.load(out / "checkpoints" / "first" / "last", weights_only=False)
+        checkpoint = torch.load(out / "checkpoints" / "first" / "last", weights_only=True)
         assert checkpoint["trainer"]["epoch"] >= 2
         if sig == signal.SIGTERM:
             assert (
