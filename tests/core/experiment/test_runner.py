@@ -195,3 +195,116 @@ def test_parallel_workers_print_their_epoch_lines_and_the_parent_one_status_line
     for name in ("first", "second"):
         assert any(line.startswith(f"{name}  epoch 2/2  train_loss") for line in lines), lines
         assert lines.count(f"ok {name}") == 1, lines
+
+
+# ------------------------------------------------------------------------------------------------
+# Resume from every kind of interruption point gives the numbers of a run that never stopped.
+
+SWEEP = (
+    SLOW.replace("epochs = 12", "epochs = 6").replace("n = 400", "n = 80")
+    + '\n[[runs]]\nname = "third"\noptimizer = { name = "rmsprop", lr = 0.005 }\n'
+)
+
+
+@pytest.fixture(scope="module")
+def sweep_reference(tmp_path_factory):
+    """SWEEP (three runs, shuffled, a scheduler, a checkpoint every 2 epochs) never interrupted."""
+    tmp_path = tmp_path_factory.mktemp("reference")
+    path = experiment_file(tmp_path, SWEEP)
+    summary = run_experiment(nnrun.load_experiment(path), tmp_path / "out")
+    return path, summary, metrics(tmp_path / "out")
+
+
+def stop_in(monkeypatch, run_index, epoch, step=None):
+    """Request a stop, as SIGINT would, in the `run_index`-th run (0-based, serial order): after
+    `step` batches of epoch `epoch`, or with step None at the end of that epoch."""
+    real_fit = Trainer.fit
+    calls = []
+
+    def fit(self, on_epoch, on_progress=None, on_checkpoint=None):
+        calls.append(None)
+        here = len(calls) - 1 == run_index
+
+        def progress(p):
+            if here and step is not None and p.epoch == epoch and p.step >= step:
+                StopFlag.requested = True
+            if on_progress is not None:
+                on_progress(p)
+
+        def epoch_end(record):
+            on_epoch(record)
+            if here and step is None and record["epoch"] == epoch:
+                StopFlag.requested = True
+
+        return real_fit(self, epoch_end, progress, on_checkpoint)
+
+    monkeypatch.setattr(Trainer, "fit", fit)
+    return real_fit
+
+
+@pytest.mark.parametrize(
+    "point, run_index, epoch, step, statuses",
+    [
+        ("mid-epoch", 0, 3, 7, ["interrupted", "pending", "pending"]),
+        ("at an epoch boundary, shuffled", 0, 3, None, ["interrupted", "pending", "pending"]),
+        ("during a sweep", 1, 4, 5, ["ok", "interrupted", "pending"]),
+    ],
+)
+def test_resume_after_a_stop_is_bit_identical_to_an_uninterrupted_run(
+    tmp_path, monkeypatch, sweep_reference, point, run_index, epoch, step, statuses
+):
+    path, expected, expected_metrics = sweep_reference
+    out = tmp_path / "out"
+    real_fit = stop_in(monkeypatch, run_index, epoch, step)
+    with pytest.raises(Interrupted):
+        run_experiment(nnrun.load_experiment(path), out)
+    assert [r["status"] for r in json.loads((out / "summary.json").read_text())["runs"]] == statuses
+    monkeypatch.setattr(Trainer, "fit", real_fit)
+
+    summary = run_experiment(nnrun.load_experiment(out / "config.toml"), out, resume=True)
+    assert without_time(metrics(out)) == without_time(expected_metrics)
+    assert [r["final_loss"] for r in summary["runs"]] == [r["final_loss"] for r in expected["runs"]]
+    assert [r["final_val_loss"] for r in summary["runs"]] == [
+        r["final_val_loss"] for r in expected["runs"]
+    ]
+
+
+def test_resume_after_a_kill_between_checkpoints_drops_the_unsaved_epochs(
+    tmp_path, monkeypatch, sweep_reference
+):
+    """kill -9 in epoch 4 of the second run: its newest checkpoint is epoch 2, metrics.jsonl
+    already holds epochs 3 and 4 (and half a line), and summary.json still says pending."""
+    path, expected, expected_metrics = sweep_reference
+    out = tmp_path / "out"
+    real_fit = stop_in(monkeypatch, 1, 2)  # stops right after the epoch-2 checkpoint
+    with pytest.raises(Interrupted):
+        run_experiment(nnrun.load_experiment(path), out)
+    monkeypatch.setattr(Trainer, "fit", real_fit)
+    summary = json.loads((out / "summary.json").read_text())
+    summary["runs"][1] = {"name": "second", "status": "pending"}
+    (out / "summary.json").write_text(json.dumps(summary))
+    unsaved = [r for r in expected_metrics if r["run"] == "second" and r["epoch"] in (3, 4)]
+    with open(out / "metrics.jsonl", "a") as stream:
+        stream.write("".join(json.dumps(r) + "\n" for r in unsaved) + '{"run": "second", "ep')
+
+    summary = run_experiment(nnrun.load_experiment(out / "config.toml"), out, resume=True)
+    assert without_time(metrics(out)) == without_time(expected_metrics)
+    assert [r["final_loss"] for r in summary["runs"]] == [r["final_loss"] for r in expected["runs"]]
+
+
+def test_a_run_that_raises_leaves_its_traceback_in_failures_log(tmp_path, monkeypatch):
+    path = experiment_file(tmp_path, SWEEP)
+    real_fit, calls = Trainer.fit, []
+
+    def fit(self, *args, **kwargs):
+        calls.append(None)
+        if len(calls) == 2:  # the second run
+            raise RuntimeError("the plugin broke")
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "fit", fit)
+    summary = run_experiment(nnrun.load_experiment(path), tmp_path / "out")
+    assert [r["status"] for r in summary["runs"]] == ["ok", "failed", "ok"]
+    log = (tmp_path / "out" / "failures.log").read_text()
+    assert log.startswith("--- second\nTraceback (most recent call last):")
+    assert "RuntimeError: the plugin broke" in log
