@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -308,3 +309,125 @@ def test_a_run_that_raises_leaves_its_traceback_in_failures_log(tmp_path, monkey
     log = (tmp_path / "out" / "failures.log").read_text()
     assert log.startswith("--- second\nTraceback (most recent call last):")
     assert "RuntimeError: the plugin broke" in log
+
+
+# ------------------------------------------------------------------------------------------------
+# --jobs workers: they stop with their parent, and die with it
+
+
+JOBS_EPOCHS = 25
+JOBS = (
+    SLOW.replace("epochs = 12", f"epochs = {JOBS_EPOCHS}")
+    .replace("n = 400", "n = 100")
+    .replace("checkpoint_every = 2", "checkpoint_every = 1")
+)
+
+
+def start_parallel(path, out):
+    """`nnrun PATH --out OUT --jobs 2` in a subprocess, returned once both runs have recorded two
+    epochs (both workers are busy writing)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nnrun", str(path), "--out", str(out), "--jobs", "2", "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+    def both_running():
+        if not (out / "metrics.jsonl").exists():
+            return False
+        runs = [
+            json.loads(line)["run"] for line in (out / "metrics.jsonl").read_text().splitlines()
+        ]
+        return runs.count("first") >= 2 and runs.count("second") >= 2
+
+    assert poll(both_running, 90), process.stderr.read1().decode() if process.poll() else ""
+    return process
+
+
+def poll(condition, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def worker_pids(parent):
+    """The multiprocessing workers whose parent is `parent` (Linux /proc)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and b"spawn_main" in cmdline:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has stopped; nobody may have reaped it yet
+
+
+def epochs_by_run(out):
+    records = metrics(out)
+    return {name: [r["epoch"] for r in records if r["run"] == name] for name in ("first", "second")}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers in /proc")
+def test_kill_9_of_the_parent_kills_its_workers_and_resume_records_every_epoch_once(tmp_path):
+    path, out = experiment_file(tmp_path, JOBS), tmp_path / "out"
+    process = start_parallel(path, out)
+    workers = worker_pids(process.pid)
+    assert len(workers) == 2
+    process.kill()
+    process.wait(timeout=30)
+    assert poll(lambda: not any(alive(pid) for pid in workers), 10), "workers outlived the parent"
+    size = (out / "metrics.jsonl").stat().st_size
+    time.sleep(0.5)
+    assert (out / "metrics.jsonl").stat().st_size == size  # nobody writes any more
+
+    result = subprocess.run(
+        [sys.executable, "-m", "nnrun", "resume", str(out), "--jobs", "2", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    expected = list(range(1, JOBS_EPOCHS + 1))
+    assert epochs_by_run(out) == {"first": expected, "second": expected}
+
+
+def test_sigterm_to_the_parent_stops_the_workers_at_a_checkpoint_and_resume_finishes_them(
+    tmp_path,
+):
+    path, out = experiment_file(tmp_path, JOBS), tmp_path / "out"
+    process = start_parallel(path, out)
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=60)
+    assert process.returncode == 130, process.stderr.read().decode()
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["status"] for r in summary["runs"]] == ["interrupted", "interrupted"]
+    for name in ("first", "second"):
+        checkpoint = torch.load(out / "checkpoints" / name / "last", weights_only=True)
+        assert 2 <= checkpoint["trainer"]["epoch"] < JOBS_EPOCHS
+
+    result = subprocess.run(
+        [sys.executable, "-m", "nnrun", "resume", str(out), "--jobs", "2", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    resumed = json.loads(result.stdout)["runs"]
+    reference = run_experiment(nnrun.load_experiment(path), tmp_path / "reference")["runs"]
+    assert [r["status"] for r in resumed] == ["ok", "ok"]
+    assert [r["final_loss"] for r in resumed] == [r["final_loss"] for r in reference]
+    by_run = lambda records: sorted(without_time(records), key=lambda r: (r["run"], r["epoch"]))  # noqa: E731
+    assert by_run(metrics(out)) == by_run(metrics(tmp_path / "reference"))
