@@ -118,7 +118,7 @@ def plot_descent(descents: Mapping[str, Sequence[Descent]], path: str | Path) ->
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
     """Write `fig` as a PNG at `path`, atomically (the run directory's one write helper)."""
-    from nnrun.experiment.rundir import write_atomic
+    from nnrun.experiment.safefiles import write_atomic
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

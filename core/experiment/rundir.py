@@ -10,24 +10,31 @@ directory. A process that writes a run directory holds its lock for as long as i
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import itertools
 import json
 import os
 import platform
 import re
-import secrets
 import sys
 from collections.abc import Callable
-from contextlib import suppress
 from importlib.metadata import distributions
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import tomli_w
 
 from nnrun.errors import ConfigError
+from nnrun.experiment.checkpoints import CHECKPOINT_NAME, earlier_checkpoints, load_checkpoint
+from nnrun.experiment.safefiles import (
+    RunDirectoryError,
+    cannot_write,
+    is_plain_file,
+    is_plain_folder,
+    link_error,
+    open_nofollow,
+    write_atomic,
+)
 
 try:
     import fcntl
@@ -53,72 +60,7 @@ PLOTS = ("loss.png", "fit.png", "descent.png")
 WRITTEN = frozenset(
     {CONFIG, ENVIRONMENT, METRICS, SUMMARY, OVERRIDES, FAILURES, MARKER, LOCK, *PLOTS}
 )
-_CHECKPOINT = re.compile(r"epoch(\d+)(?:-step(\d+))?\.pt")
 _TEMPORARY = re.compile(r"\.(.+)\.[0-9a-f]{12}\.tmp")  # write_atomic's, left behind by a crash
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-
-
-class RunDirectoryError(ConfigError):
-    """A run directory nnrun cannot use as it is: damaged, linked elsewhere, in use, unwritable."""
-
-
-def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write `path` through a temporary file beside it: write, fsync, rename, fsync the folder.
-
-    A failure leaves the old file as it was; an `OSError` (read-only folder, full disk) becomes a
-    one-line error naming `path`. The file is created with mode 0o666 less the umask, as `open`
-    would (mkstemp's 0600 would make results private by accident)."""
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o666)
-    except OSError as error:
-        raise cannot_write(path, error) from None
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp, path)
-    except BaseException as error:
-        with suppress(OSError):
-            temp.unlink()
-        if isinstance(error, OSError):
-            raise cannot_write(path, error) from None
-        raise
-    _sync_folder(path.parent)
-
-
-def cannot_write(path: Path, error: OSError) -> RunDirectoryError:
-    reason = error.strerror or str(error)
-    hint = " (is the folder read-only?)" if error.errno in (errno.EACCES, errno.EROFS) else ""
-    return RunDirectoryError(f"{path}: cannot write it: {reason}{hint}")
-
-
-def _sync_folder(folder: Path) -> None:
-    """Make a rename durable; not every platform or file system can open a folder to sync it."""
-    with suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _open(path: Path, flags: int) -> int:
-    """`os.open` that refuses a symbolic link as the last component (the caller checks folders)."""
-    try:
-        return os.open(path, flags | _NOFOLLOW, 0o666)
-    except OSError as error:
-        if error.errno == errno.ELOOP or path.is_symlink():
-            raise _link_error(path) from None
-        raise
-
-
-def _link_error(path: Path) -> RunDirectoryError:
-    return RunDirectoryError(
-        f"{path}: is a symbolic link; nnrun does not follow links inside a run directory (one "
-        f"could make it read or write elsewhere). Replace it with the file or folder itself"
-    )
 
 
 def slug(name: str) -> str:
@@ -148,6 +90,8 @@ class RunDirectory:
                 f"--out {here}: is a symbolic link; --force never deletes through a link. "
                 f"Give the directory itself, or choose another --out"
             )
+        if resume and not (here / CONFIG).is_file():
+            raise ConfigError(f"{here}: not an nnrun run directory (no {CONFIG}) to resume")
         if not here.exists():
             try:
                 here.mkdir(parents=True)
@@ -226,13 +170,13 @@ class RunDirectory:
         """What is here that nnrun did not write (a symbolic link counts, except `last`)."""
         foreign = []
         for entry in sorted(self.path.iterdir()):
-            if entry.name == CHECKPOINTS and _is_folder(entry):
+            if entry.name == CHECKPOINTS and is_plain_folder(entry):
                 for run in sorted(entry.iterdir()):
-                    if not _is_folder(run):
+                    if not is_plain_folder(run):
                         foreign.append(run)
                         continue
                     foreign += [item for item in sorted(run.iterdir()) if not _is_checkpoint(item)]
-            elif not (_is_file(entry) and _written_name(entry.name, WRITTEN)):
+            elif not (is_plain_file(entry) and _written_name(entry.name, WRITTEN)):
                 foreign.append(entry)
         return foreign
 
@@ -241,7 +185,7 @@ class RunDirectory:
         folders only once empty, so nothing else can go with them. The lock file stays: it is held."""
         try:
             for entry in self.path.iterdir():
-                if entry.name == CHECKPOINTS and _is_folder(entry):
+                if entry.name == CHECKPOINTS and is_plain_folder(entry):
                     for run in entry.iterdir():
                         for item in run.iterdir():
                             item.unlink()
@@ -269,7 +213,7 @@ class RunDirectory:
         if fcntl is None or self._lock is not None:
             return
         try:
-            fd = _open(self.path / LOCK, os.O_RDWR | os.O_CREAT)
+            fd = open_nofollow(self.path / LOCK, os.O_RDWR | os.O_CREAT)
         except OSError as error:
             raise cannot_write(self.path / LOCK, error) from None
         try:
@@ -284,7 +228,7 @@ class RunDirectory:
         """Join the lock the parent holds (a `--jobs` worker): shared, never waiting."""
         if fcntl is None or self._lock is not None:
             return
-        fd = _open(self.path / LOCK, os.O_RDWR)
+        fd = open_nofollow(self.path / LOCK, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError:
@@ -318,7 +262,7 @@ class RunDirectory:
         for part in parts[:-1]:
             current = current / part
             if current.is_symlink():
-                raise _link_error(current)
+                raise link_error(current)
         return current / parts[-1]
 
     def _folder(self, *parts: str) -> Path:
@@ -333,7 +277,7 @@ class RunDirectory:
             except OSError as error:
                 raise cannot_write(current, error) from None
             if current.is_symlink():
-                raise _link_error(current)
+                raise link_error(current)
             if not current.is_dir():
                 raise RunDirectoryError(
                     f"{current}: is not a folder; nnrun keeps checkpoints there"
@@ -344,7 +288,7 @@ class RunDirectory:
         """A file's bytes, None when it does not exist."""
         path = self.file(*parts)
         try:
-            fd = _open(path, os.O_RDONLY)
+            fd = open_nofollow(path, os.O_RDONLY)
         except FileNotFoundError:
             return None
         except OSError as error:
@@ -355,7 +299,7 @@ class RunDirectory:
     def _append(self, name: str, text: str) -> None:
         path = self.file(name)
         try:
-            fd = _open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            fd = open_nofollow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
             with os.fdopen(fd, "ab") as stream:
                 stream.write(text.encode("utf-8"))
                 stream.flush()
@@ -382,7 +326,9 @@ class RunDirectory:
         try:
             config = tomllib.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-            raise RunDirectoryError(f"{path}: damaged, not valid TOML ({error})") from None
+            raise RunDirectoryError(
+                f"{path}: cannot read it: damaged, not valid TOML ({error})"
+            ) from None
         if not isinstance(config.get("experiment"), dict):
             raise RunDirectoryError(f"{path}: not an nnrun experiment (no [experiment] table)")
         return config
@@ -459,7 +405,9 @@ class RunDirectory:
         try:
             summary = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise RunDirectoryError(f"{path}: damaged, not valid JSON ({error})") from None
+            raise RunDirectoryError(
+                f"{path}: cannot read it: damaged, not valid JSON ({error})"
+            ) from None
         runs = summary.get("runs") if isinstance(summary, dict) else None
         if not (
             isinstance(runs, list)
@@ -478,8 +426,8 @@ class RunDirectory:
     def verify(self) -> dict[str, Any]:
         """Read everything `show` and `compare` rely on, so a damaged directory is reported (one
         line) instead of half shown; return the summary."""
-        self.read_config()
         summary = self.read_summary()
+        self.read_config()
         self.read_metrics()
         for run in summary["runs"]:
             self.last_checkpoint(run["name"])
@@ -521,13 +469,13 @@ class RunDirectory:
                 )
             return None
         target = os.readlink(last)
-        if not _CHECKPOINT.fullmatch(target):
+        if not CHECKPOINT_NAME.fullmatch(target):
             raise RunDirectoryError(
                 f"{last}: points at {target!r}, not at a checkpoint in {folder}; nnrun does not "
                 f"follow it"
             )
         path = folder / target
-        if not _is_file(path):
+        if not is_plain_file(path):
             raise RunDirectoryError(f"{last}: points at {target}, which is missing")
         return path
 
@@ -545,7 +493,7 @@ class RunDirectory:
         except RunDirectoryError as error:
             if on_damaged is None:
                 raise
-            for older in _earlier_checkpoints(path):
+            for older in earlier_checkpoints(path):
                 try:
                     checkpoint = load_checkpoint(older)
                 except RunDirectoryError:
@@ -554,58 +502,6 @@ class RunDirectory:
                 self._point_last(path.parent, older.name)
                 return checkpoint
             raise RunDirectoryError(f"{error}; and no earlier checkpoint of {run} loads") from None
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint loaded with `weights_only=True`: tensors and plain containers only, so a
-    crafted file cannot run code while it loads."""
-    import torch
-
-    try:
-        with os.fdopen(_open(path, os.O_RDONLY), "rb") as stream:
-            checkpoint = torch.load(stream, map_location="cpu", weights_only=True)
-    except RunDirectoryError:
-        raise
-    except Exception as error:
-        raise RunDirectoryError(
-            f"{path}: damaged or not written by nnrun: it does not load as a checkpoint of "
-            f"tensors and plain data ({type(error).__name__})"
-        ) from None
-    if not _is_checkpoint_state(checkpoint):
-        raise RunDirectoryError(f"{path}: not an nnrun checkpoint (it lacks the training state)")
-    return checkpoint
-
-
-def _is_checkpoint_state(checkpoint: Any) -> bool:
-    import torch
-
-    if not (
-        isinstance(checkpoint, dict) and {"model", "optimizer", "generator"} <= set(checkpoint)
-    ):
-        return False
-    trainer = checkpoint.get("trainer")
-    return (
-        isinstance(checkpoint["generator"], torch.Tensor)
-        and isinstance(trainer, dict)
-        and all(isinstance(trainer.get(key), int) for key in ("epoch", "step"))
-    )
-
-
-def _earlier_checkpoints(path: Path) -> list[Path]:
-    """The checkpoints written before `path` in its folder, newest first."""
-
-    def position(name: str) -> tuple[int, int]:
-        match = _CHECKPOINT.fullmatch(name)
-        assert match is not None
-        return int(match[1]), int(match[2] or 0)
-
-    newest = position(path.name)
-    earlier = [
-        p
-        for p in path.parent.iterdir()
-        if _CHECKPOINT.fullmatch(p.name) and _is_file(p) and position(p.name) < newest
-    ]
-    return sorted(earlier, key=lambda p: position(p.name), reverse=True)
 
 
 def _metrics_record(line: bytes) -> dict[str, Any] | None:
@@ -628,14 +524,6 @@ def _metrics_record(line: bytes) -> dict[str, Any] | None:
     return record
 
 
-def _is_file(path: Path) -> bool:
-    return path.is_file() and not path.is_symlink()
-
-
-def _is_folder(path: Path) -> bool:
-    return path.is_dir() and not path.is_symlink()
-
-
 def _written_name(name: str, names: frozenset[str]) -> bool:
     temporary = _TEMPORARY.fullmatch(name)
     return name in names or (temporary is not None and temporary[1] in names)
@@ -647,7 +535,7 @@ def _is_checkpoint(item: Path) -> bool:
         return item.is_symlink()
     temporary = _TEMPORARY.fullmatch(item.name)
     name = temporary[1] if temporary else item.name
-    return _CHECKPOINT.fullmatch(name) is not None and _is_file(item)
+    return CHECKPOINT_NAME.fullmatch(name) is not None and is_plain_file(item)
 
 
 def toml_ready(value: Any) -> Any:

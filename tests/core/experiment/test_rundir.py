@@ -220,6 +220,9 @@ def test_a_non_empty_directory_is_refused_unless_resuming_a_run_directory(tmp_pa
         RunDirectory.create(out)
     with pytest.raises(nnrun.ConfigError, match="not an nnrun run directory"):
         RunDirectory.create(out, resume=True)
+    with pytest.raises(nnrun.ConfigError, match="not an nnrun run directory"):
+        RunDirectory.create(tmp_path / "missing", resume=True)
+    assert not (tmp_path / "missing").exists()
     (out / "config.toml").write_text("")
     RunDirectory.create(out, resume=True)
     assert (out / "notes.txt").exists()  # resuming keeps what is there

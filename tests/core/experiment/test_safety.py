@@ -226,9 +226,15 @@ def damage_last_outside(out):
 
 
 DAMAGE = {
-    "config.toml not TOML": (damage_config_toml, "config.toml: damaged, not valid TOML"),
+    "config.toml not TOML": (
+        damage_config_toml,
+        "config.toml: cannot read it: damaged, not valid TOML",
+    ),
     "config.toml not an experiment": (damage_config_not_experiment, "no [experiment] table"),
-    "summary.json not JSON": (damage_summary_json, "summary.json: damaged, not valid JSON"),
+    "summary.json not JSON": (
+        damage_summary_json,
+        "summary.json: cannot read it: damaged, not valid JSON",
+    ),
     "summary.json wrong shape": (damage_summary_shape, "not an nnrun summary"),
     "metrics.jsonl garbage line": (damage_metrics_garbage, "metrics.jsonl, line 1: damaged"),
     "metrics.jsonl non-object line": (damage_metrics_not_object, "metrics.jsonl, line 4: damaged"),
