@@ -20,7 +20,7 @@ class RunDirectoryError(ConfigError):
     """A run directory nnrun cannot use as it is: damaged, linked elsewhere, in use, unwritable."""
 
 
-def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+def write_atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     """Write `path` through a temporary file beside it: write, fsync, rename, fsync the folder.
 
     A failure leaves the old file as it was; an `OSError` (read-only folder, full disk) becomes a
