@@ -160,7 +160,8 @@ class ConsoleReporter(Reporter):
         )
 
     def warn(self, message: str) -> None:
-        self.console.print(f"[yellow]warning:[/] {shown(message)}", highlight=False)
+        # soft_wrap: a warning is one line, whatever the width, to read in a log and to grep
+        self.console.print(f"[yellow]warning:[/] {shown(message)}", highlight=False, soft_wrap=True)
 
 
 def worker_console() -> Console:

@@ -138,6 +138,14 @@ class RunDirectory:
         return directory
 
     def _check_usable(self, force: bool, resume: bool) -> None:
+        try:
+            self._check_contents(force, resume)
+        except OSError as error:  # a folder that cannot be listed
+            raise RunDirectoryError(
+                f"--out {self.path}: cannot read {error.filename or self.path}: {error.strerror}"
+            ) from None
+
+    def _check_contents(self, force: bool, resume: bool) -> None:
         here = self.path
         if not here.is_dir():
             raise ConfigError(f"--out {here}: exists and is not a directory")

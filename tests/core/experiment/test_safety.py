@@ -345,6 +345,17 @@ def test_force_overwrites_a_run_directory_holding_only_nnruns_files(tmp_path):
     assert len(metrics(out)) == 8  # two runs of four epochs, not twice that
 
 
+def test_an_out_that_cannot_be_listed_is_a_one_line_error(tmp_path, monkeypatch):
+    out = finished(tmp_path)
+
+    def unreadable(self):
+        raise PermissionError(errno.EACCES, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "iterdir", unreadable)
+    result = invoke(experiment_file(tmp_path), "--out", out, "--force")
+    one_line_error(result, f"--out {out}: cannot read {out}: Permission denied")
+
+
 def test_an_empty_out_is_refused_and_the_working_directory_untouched(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = experiment_file(tmp_path)
