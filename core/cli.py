@@ -35,15 +35,16 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from nnrun.experiment.reporting import printable
         from nnrun.experiment.runner import Interrupted
 
         try:
             return command(*args, **kwargs)
         except Interrupted as error:
-            click.echo(str(error), err=True)
+            click.echo(printable(str(error)), err=True)
             sys.exit(EXIT_INTERRUPTED)
-        except NnrunError as error:
-            click.echo(f"Error: {error}", err=True)
+        except NnrunError as error:  # its message may quote the user's text: no raw escapes
+            click.echo(f"Error: {printable(str(error))}", err=True)
             sys.exit(EXIT_BAD_INPUT)
 
     return wrapper
@@ -72,7 +73,9 @@ def show_plugin_warnings_plainly() -> None:
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, PluginLoadWarning):
-            click.echo(f"warning: {message}", err=True)
+            from nnrun.experiment.reporting import printable
+
+            click.echo(f"warning: {printable(str(message))}", err=True)
         else:
             default(message, category, filename, lineno, file, line)
 
@@ -112,16 +115,30 @@ def with_output_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def _run_dir_path(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    """An empty path would mean the working directory: never what was meant."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise click.BadParameter("is empty; give a run directory's path")
+    return Path(value)
+
+
 @main.command("run")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
+    type=click.Path(),
+    callback=_run_dir_path,
     help="Run directory [default: runs/<name>/<timestamp>].",
 )
 @overrides_option
 @click.option("--resume", is_flag=True, help="Continue the unfinished runs in --out.")
-@click.option("--force", is_flag=True, help="Overwrite a non-empty --out.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite a run directory nnrun wrote in --out (only nnrun's files; refused if it holds others).",
+)
 @with_output_options
 @reports_errors
 def run_command(
@@ -153,25 +170,23 @@ def run_command(
 
 def _saved_seed(run_dir: Path) -> int | None:
     """The seed a run directory was started with: a file without a seed resumes with it."""
-    from nnrun.config.compose import tomllib
+    from nnrun.experiment.rundir import RunDirectory
 
-    try:
-        return tomllib.loads((run_dir / "config.toml").read_text())["experiment"]["seed"]
-    except (OSError, KeyError, tomllib.TOMLDecodeError):
-        return None
+    seed = RunDirectory(run_dir).read_config()["experiment"].get("seed")
+    return seed if isinstance(seed, int) else None
 
 
 @main.command("resume")
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("run_dir", type=click.Path(), callback=_run_dir_path)
 @with_output_options
 @reports_errors
 def resume_command(run_dir: Path, jobs: int, quiet: bool, as_json: bool) -> None:
-    """Continue RUN_DIR's unfinished runs from their last checkpoints; finished runs are skipped."""
-    from nnrun.errors import ConfigError
+    """Continue RUN_DIR's unfinished runs from their last checkpoints; finished runs are skipped.
+    A damaged newest checkpoint is replaced by the one before it, with a warning."""
+    from nnrun.experiment.rundir import CONFIG, RunDirectory
 
-    config = run_dir / "config.toml"
-    if not config.is_file():
-        raise ConfigError(f"{run_dir}: not an nnrun run directory (no config.toml)")
+    RunDirectory(run_dir).read_config()  # a run directory, its config.toml intact and no link
+    config = run_dir / CONFIG
     _run(
         config, (), None, run_dir, jobs=jobs, resume=True, force=False, quiet=quiet, as_json=as_json
     )
@@ -253,7 +268,7 @@ def show_command(run_dir: Path, as_json: bool) -> None:
     """Print a run directory's results table again."""
     from nnrun.experiment.rundir import RunDirectory
 
-    _print_summary(RunDirectory(run_dir).read_summary(), as_json)
+    _print_summary(RunDirectory(run_dir).verify(), as_json)
 
 
 @main.command("compare")
@@ -263,7 +278,10 @@ def compare_command(run_dirs: tuple[Path, ...]) -> None:
     """Put several run directories' results side by side."""
     from nnrun.experiment.inspection import comparison_table
     from nnrun.experiment.reporting import stdout_console
+    from nnrun.experiment.rundir import RunDirectory
 
+    for run_dir in run_dirs:
+        RunDirectory(run_dir).verify()  # a damaged one is a one-line error, not half a table
     stdout_console().print(comparison_table(run_dirs))
 
 

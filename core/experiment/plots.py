@@ -9,8 +9,6 @@ never leaves half a file where a plot was.
 from __future__ import annotations
 
 import math
-import os
-import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -119,18 +117,12 @@ def plot_descent(descents: Mapping[str, Sequence[Descent]], path: str | Path) ->
 
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Write `fig` as a PNG at `path` through a temporary file in the same directory and a rename."""
+    """Write `fig` as a PNG at `path`, atomically (the run directory's one write helper)."""
+    from nnrun.experiment.safefiles import write_atomic
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Not tempfile.mkstemp: its files are private (0600); this one gets the umask's permissions.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as file:
-            fig.savefig(file, format="png", dpi=DPI)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda stream: fig.savefig(stream, format="png", dpi=DPI))
     return path
 
 

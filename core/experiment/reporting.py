@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,22 @@ STATUS_STYLE = {
 }
 
 
+#: C0 controls but tab and newline, DEL, and C1: what would let a name move the cursor or clear
+#: the terminal (ESC starts every ANSI sequence, and 0x9b is a one-byte CSI).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` safe to print on a terminal: each control character is shown as an escape (\\x1b),
+    so a run name, a path or an error quoting the user's file cannot drive the terminal."""
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
+def shown(text: str) -> str:
+    """User text in rich output: no control characters, no markup."""
+    return escape(printable(text))
+
+
 class Reporter:
     """Receives the runner's events; this base class ignores them all (quiet mode, workers)."""
 
@@ -33,7 +50,7 @@ class Reporter:
     def experiment_finished(self, summary: dict[str, Any], out: Path) -> None: ...
 
     def warn(self, message: str) -> None:
-        print(f"warning: {message}", file=sys.stderr)
+        print(f"warning: {printable(message)}", file=sys.stderr)
 
 
 SilentReporter = Reporter
@@ -55,7 +72,7 @@ class ConsoleReporter(Reporter):
     def experiment_started(self, experiment: Any, out: Path, skipped: int) -> None:
         done = f" ({skipped} already finished)" if skipped else ""
         self.console.print(
-            escape(
+            shown(
                 f"nnrun: {experiment.name}: {len(experiment.runs)} run(s){done}, "
                 f"seed {experiment.seed} -> {out}"
             ),
@@ -117,7 +134,7 @@ class ConsoleReporter(Reporter):
         line = epoch_line(run.name, run.train.epochs, record)
         # soft_wrap: one epoch is one line in a log file, not wrapped at 80 columns
         (self.bar.console if self.bar else self.console).print(
-            escape(line), highlight=False, soft_wrap=True
+            shown(line), highlight=False, soft_wrap=True
         )
 
     def run_finished(self, entry: dict[str, Any]) -> None:
@@ -128,7 +145,7 @@ class ConsoleReporter(Reporter):
             run, record = self.held
             self.held = None
             self.console.print(
-                escape(epoch_line(run.name, run.train.epochs, record)),
+                shown(epoch_line(run.name, run.train.epochs, record)),
                 highlight=False,
                 soft_wrap=True,
             )
@@ -137,13 +154,14 @@ class ConsoleReporter(Reporter):
         style = STATUS_STYLE.get(entry["status"], "")
         detail = f": {entry['error']}" if entry.get("error") else ""
         self.console.print(
-            f"[{style}]{entry['status']}[/] {escape(entry['name'] + detail)}",
+            f"[{style}]{entry['status']}[/] {shown(entry['name'] + detail)}",
             highlight=False,
             soft_wrap=True,
         )
 
     def warn(self, message: str) -> None:
-        self.console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+        # soft_wrap: a warning is one line, whatever the width, to read in a log and to grep
+        self.console.print(f"[yellow]warning:[/] {shown(message)}", highlight=False, soft_wrap=True)
 
 
 def worker_console() -> Console:
@@ -173,7 +191,7 @@ def results_table(summary: dict[str, Any], title: str | None = None) -> Table:
     runs = summary["runs"]
     solve = any(r.get("task") == "solve" for r in runs)
     train = any(r.get("task", "train") == "train" for r in runs)
-    table = Table(title=escape(title or summary.get("experiment") or ""))
+    table = Table(title=shown(title or summary.get("experiment") or ""))
     table.add_column("run")
     table.add_column("status")
     validated = any("final_val_loss" in r for r in runs)
@@ -188,7 +206,7 @@ def results_table(summary: dict[str, Any], title: str | None = None) -> Table:
     for run in runs:
         status = run["status"]
         # a run name is the user's text, not rich markup: "[baseline]" must show as written
-        row = [escape(run["name"]), f"[{STATUS_STYLE.get(status, '')}]{status}[/]"]
+        row = [shown(run["name"]), f"[{STATUS_STYLE.get(status, '')}]{shown(status)}[/]"]
         if train:
             is_train = run.get("task", "train") == "train"
             row.append(_num(run.get("final_loss")) if is_train else "")

@@ -7,11 +7,15 @@ current step, checkpoints, writes the summary so far and raises `Interrupted`.
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import math
 import multiprocessing
 import os
 import signal
-from collections.abc import Iterator
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -51,22 +55,40 @@ def run_experiment(
     With `resume`, `out` must hold this same experiment: finished runs are skipped and unfinished
     ones continue from their last checkpoint.
     """
-    from nnrun.experiment.plotting import plot_run_directory
-
     registry = registry if registry is not None else load_registry()
     reporter = reporter or SilentReporter()
-    directory = RunDirectory.create(out or default_out(experiment), force=force, resume=resume)
+    if isinstance(out, str) and not out.strip():
+        raise ConfigError("--out is empty: give the run directory's path, or leave --out out")
+    if out is None:
+        directory = RunDirectory.create_new(default_out(experiment))
+    else:
+        directory = RunDirectory.create(out, force=force, resume=resume)
+    with directory:  # holds the directory's lock until the end
+        return _run_locked(experiment, directory, registry, jobs, resume, reporter)
+
+
+def _run_locked(
+    experiment: Experiment,
+    directory: RunDirectory,
+    registry: Registry,
+    jobs: int,
+    resume: bool,
+    reporter: Reporter,
+) -> dict[str, Any]:
+    from nnrun.experiment.plotting import plot_run_directory
+
     config = experiment.to_dict()
     if resume:
         refuse_changed_config(directory, config)
     summary = Summary(directory, experiment, reporter, resume)
+    pending = summary.pending()
+    if resume:  # reads every checkpoint to resume from: a damaged one is found before any write
+        forget_unsaved_epochs(directory, pending, reporter.warn)
+    summary.write()
     directory.write_config(config, experiment.overrides)
     directory.write_environment(
         {str(c.provider.distribution): c.provider.version for c in registry.components()}
     )
-    pending = summary.pending()
-    if resume:
-        forget_unsaved_epochs(directory, pending)
     reporter.experiment_started(experiment, directory.path, len(experiment.runs) - len(pending))
     with stop_on_signals():
         if jobs <= 1 or len(pending) <= 1:
@@ -93,14 +115,14 @@ class Summary:
         self, directory: RunDirectory, experiment: Experiment, reporter: Reporter, resume: bool
     ):
         previous = {}
-        if resume and (directory.path / SUMMARY).exists():
+        summary_file = directory.path / SUMMARY
+        if resume and (summary_file.exists() or summary_file.is_symlink()):
             previous = {r["name"]: r for r in directory.read_summary()["runs"]}
         self.directory, self.experiment, self.reporter = directory, experiment, reporter
         self.entries = {
             run.name: previous.get(run.name, {"name": run.name, "status": "pending"})
             for run in experiment.runs
         }
-        self.write()
 
     def pending(self) -> list[RunConfig]:
         return [r for r in self.experiment.runs if self.entries[r.name]["status"] not in FINISHED]
@@ -143,7 +165,7 @@ def _run_parallel(pending, directory, jobs, resume, summary: Summary, reporter: 
         jobs,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_worker_init,
-        initargs=(torch.get_num_threads(),),
+        initargs=(torch.get_num_threads(), os.getpid(), directory.path),
     ) as pool:
         futures = {
             pool.submit(
@@ -171,16 +193,49 @@ def _run_parallel(pending, directory, jobs, resume, summary: Summary, reporter: 
 def _result(future: concurrent.futures.Future, run: RunConfig) -> dict[str, Any]:
     try:
         return future.result()
+    except NnrunError:
+        raise  # bad input or an unusable run directory, found in the worker: exit status 2
     except Exception as error:  # the worker process itself died
         return {"name": run.name, "status": "failed", "error": f"{type(error).__name__}: {error}"}
 
 
-def _worker_init(threads: int) -> None:
+#: The run directory a worker holds a share of the lock of, for as long as it lives.
+_worker_directory: RunDirectory | None = None
+PR_SET_PDEATHSIG = 1
+
+
+def _worker_init(threads: int, parent: int, out: Path) -> None:
+    global _worker_directory
     import torch
 
+    _die_with_parent(parent)
     torch.set_num_threads(threads)
     signal.signal(signal.SIGINT, _request_stop)
     signal.signal(signal.SIGTERM, _request_stop)
+    _worker_directory = RunDirectory(out)
+    _worker_directory.share_lock()
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker must not outlive its parent: after a `kill -9` of nnrun it would go on writing
+    metrics that a resume then records again. Linux kills it (PR_SET_PDEATHSIG); elsewhere a
+    watchdog thread ends it once it has been handed to another parent."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+                if os.getppid() != parent:  # it died before prctl took effect
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(1)
 
 
 def _request_stop(signum: int, frame: Any) -> None:
@@ -204,31 +259,33 @@ def stop_on_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def forget_unsaved_epochs(directory: RunDirectory, unfinished: list[RunConfig]) -> None:
+def forget_unsaved_epochs(
+    directory: RunDirectory,
+    unfinished: list[RunConfig],
+    warn: Callable[[str], None] | None = None,
+) -> None:
     """Drop metrics that an unfinished run recorded after its last checkpoint (a crash between
-    checkpoints): the resumed run records those epochs again."""
+    checkpoints, or a damaged newest checkpoint replaced by the one before, reported to `warn`):
+    the resumed run records those epochs again. A last line cut short by a crash goes too."""
     kept_epochs = {}
     for run in unfinished:
-        checkpoint = directory.load_last_checkpoint(run.name)
-        kept_epochs[run.name] = (
-            checkpoint["trainer"]["epoch"] if checkpoint and "trainer" in checkpoint else 0
-        )
+        checkpoint = directory.load_last_checkpoint(run.name, on_damaged=warn)
+        kept_epochs[run.name] = checkpoint["trainer"]["epoch"] if checkpoint else 0
     records = directory.read_metrics()
     kept = [
         r
         for r in records
-        if r.get("run") not in kept_epochs or r.get("epoch", math.inf) <= kept_epochs[r["run"]]
+        if r["run"] not in kept_epochs or r.get("epoch", math.inf) <= kept_epochs[r["run"]]
     ]
-    if len(kept) != len(records):
+    if len(kept) != len(records) or directory.metrics_cut_short():
         directory.rewrite_metrics(kept)
 
 
 def refuse_changed_config(directory: RunDirectory, config: dict[str, Any]) -> None:
     """Resuming under a different configuration would silently mix two experiments."""
-    from nnrun.config.compose import tomllib
     from nnrun.experiment.rundir import toml_ready
 
-    saved = tomllib.loads((directory.path / CONFIG).read_text(encoding="utf-8"))
+    saved = directory.read_config()
     differences = diff(saved, toml_ready(config))
     if differences:
         shown = "; ".join(differences[:10]) + (

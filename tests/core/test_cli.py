@@ -190,9 +190,20 @@ def test_refuses_a_non_empty_out_directory_without_resume_or_force(tmp_path):
     assert invoke(write(tmp_path, TRAIN), "--out", out, "-q").exit_code == 0
     result = invoke(write(tmp_path, TRAIN), "--out", out)
     assert result.exit_code == 2 and "not empty" in result.stderr
-    (out / "stale.txt").write_text("from the first run")
     assert invoke(write(tmp_path, TRAIN), "--out", out, "--force", "-q").exit_code == 0
-    assert not (out / "stale.txt").exists()
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2  # not 4: the old ones went
+
+
+def test_force_keeps_a_users_file_in_a_run_directory_and_deletes_nothing(tmp_path):
+    out = tmp_path / "out"
+    assert invoke(write(tmp_path, TRAIN), "--out", out, "-q").exit_code == 0
+    (out / "thesis.txt").write_text("three years of work")
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    result = invoke(write(tmp_path, TRAIN), "--out", out, "--force", "-q")
+    assert result.exit_code == 2 and "thesis.txt" in result.stderr
+    assert "Traceback" not in result.output
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert (out / "thesis.txt").read_text() == "three years of work"
 
 
 def test_force_never_deletes_a_directory_that_is_not_a_run_directory(tmp_path):
@@ -200,7 +211,9 @@ def test_force_never_deletes_a_directory_that_is_not_a_run_directory(tmp_path):
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     result = invoke(write(tmp_path, TRAIN), "--out", out, "--force")
-    assert result.exit_code == 2 and "only overwrites an nnrun run directory" in result.stderr
+    assert (
+        result.exit_code == 2 and "only overwrites a run directory nnrun created" in result.stderr
+    )
     assert (out / "keep.txt").read_text() == "mine"
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from nnrun.experiment import plots
+from nnrun.experiment.safefiles import RunDirectoryError
 from nnrun.solver import Descent
 
 # A glyph missing from the font or a log axis fed a zero shows up as a warning: make it fail.
@@ -135,7 +136,7 @@ def test_a_failed_save_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatc
         raise OSError("disk full")
 
     monkeypatch.setattr(fig, "savefig", fail)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(RunDirectoryError, match=r"losses\.png: cannot write it: disk full"):
         plots.save_figure(fig, path)
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["losses.png"]

@@ -183,7 +183,8 @@ def test_a_finished_run_directory_leaves_no_temporary_files(finished):
         os.path.join(folder, name)
         for folder, _, names in os.walk(out)
         for name in names
-        if name.startswith(".") or name.endswith(".tmp")
+        if (name.startswith(".") or name.endswith(".tmp"))
+        and name not in (".nnrun-run", ".nnrun.lock")
     ]
     assert left == []
 
@@ -192,11 +193,11 @@ def test_a_failed_atomic_write_keeps_the_old_file_and_no_temporary(tmp_path):
     target = tmp_path / "summary.json"
     target.write_text("old")
 
-    def half_then_crash(path):
-        path.write_text("new, but only ha")
-        raise OSError("disk full")
+    def half_then_crash(stream):
+        stream.write(b"new, but only ha")
+        raise RuntimeError("crash")
 
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(RuntimeError, match="crash"):
         write_atomic(target, half_then_crash)
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
@@ -219,6 +220,9 @@ def test_a_non_empty_directory_is_refused_unless_resuming_a_run_directory(tmp_pa
         RunDirectory.create(out)
     with pytest.raises(nnrun.ConfigError, match="not an nnrun run directory"):
         RunDirectory.create(out, resume=True)
+    with pytest.raises(nnrun.ConfigError, match="not an nnrun run directory"):
+        RunDirectory.create(tmp_path / "missing", resume=True)
+    assert not (tmp_path / "missing").exists()
     (out / "config.toml").write_text("")
     RunDirectory.create(out, resume=True)
     assert (out / "notes.txt").exists()  # resuming keeps what is there

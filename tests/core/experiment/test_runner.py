@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -175,7 +176,7 @@ def test_sigterm_checkpoints_and_kill_9_leaves_readable_results(tmp_path):
         assert process.returncode == expected_code, process.stderr.read().decode()
         records = metrics(out)  # every line parses
         assert records and all(r["run"] == "first" for r in records)
-        checkpoint = torch.load(out / "checkpoints" / "first" / "last", weights_only=False)
+        checkpoint = torch.load(out / "checkpoints" / "first" / "last", weights_only=True)
         assert checkpoint["trainer"]["epoch"] >= 2
         if sig == signal.SIGTERM:
             assert (
@@ -195,3 +196,238 @@ def test_parallel_workers_print_their_epoch_lines_and_the_parent_one_status_line
     for name in ("first", "second"):
         assert any(line.startswith(f"{name}  epoch 2/2  train_loss") for line in lines), lines
         assert lines.count(f"ok {name}") == 1, lines
+
+
+# ------------------------------------------------------------------------------------------------
+# Resume from every kind of interruption point gives the numbers of a run that never stopped.
+
+SWEEP = (
+    SLOW.replace("epochs = 12", "epochs = 6").replace("n = 400", "n = 80")
+    + '\n[[runs]]\nname = "third"\noptimizer = { name = "rmsprop", lr = 0.005 }\n'
+)
+
+
+@pytest.fixture(scope="module")
+def sweep_reference(tmp_path_factory):
+    """SWEEP (three runs, shuffled, a scheduler, a checkpoint every 2 epochs) never interrupted."""
+    tmp_path = tmp_path_factory.mktemp("reference")
+    path = experiment_file(tmp_path, SWEEP)
+    summary = run_experiment(nnrun.load_experiment(path), tmp_path / "out")
+    return path, summary, metrics(tmp_path / "out")
+
+
+def stop_in(monkeypatch, run_index, epoch, step=None):
+    """Request a stop, as SIGINT would, in the `run_index`-th run (0-based, serial order): after
+    `step` batches of epoch `epoch`, or with step None at the end of that epoch."""
+    real_fit = Trainer.fit
+    calls = []
+
+    def fit(self, on_epoch, on_progress=None, on_checkpoint=None):
+        calls.append(None)
+        here = len(calls) - 1 == run_index
+
+        def progress(p):
+            if here and step is not None and p.epoch == epoch and p.step >= step:
+                StopFlag.requested = True
+            if on_progress is not None:
+                on_progress(p)
+
+        def epoch_end(record):
+            on_epoch(record)
+            if here and step is None and record["epoch"] == epoch:
+                StopFlag.requested = True
+
+        return real_fit(self, epoch_end, progress, on_checkpoint)
+
+    monkeypatch.setattr(Trainer, "fit", fit)
+    return real_fit
+
+
+@pytest.mark.parametrize(
+    "point, run_index, epoch, step, statuses",
+    [
+        ("mid-epoch", 0, 3, 7, ["interrupted", "pending", "pending"]),
+        ("at an epoch boundary, shuffled", 0, 3, None, ["interrupted", "pending", "pending"]),
+        ("during a sweep", 1, 4, 5, ["ok", "interrupted", "pending"]),
+    ],
+)
+def test_resume_after_a_stop_is_bit_identical_to_an_uninterrupted_run(
+    tmp_path, monkeypatch, sweep_reference, point, run_index, epoch, step, statuses
+):
+    path, expected, expected_metrics = sweep_reference
+    out = tmp_path / "out"
+    real_fit = stop_in(monkeypatch, run_index, epoch, step)
+    with pytest.raises(Interrupted):
+        run_experiment(nnrun.load_experiment(path), out)
+    assert [r["status"] for r in json.loads((out / "summary.json").read_text())["runs"]] == statuses
+    monkeypatch.setattr(Trainer, "fit", real_fit)
+
+    summary = run_experiment(nnrun.load_experiment(out / "config.toml"), out, resume=True)
+    assert without_time(metrics(out)) == without_time(expected_metrics)
+    assert [r["final_loss"] for r in summary["runs"]] == [r["final_loss"] for r in expected["runs"]]
+    assert [r["final_val_loss"] for r in summary["runs"]] == [
+        r["final_val_loss"] for r in expected["runs"]
+    ]
+
+
+def test_resume_after_a_kill_between_checkpoints_drops_the_unsaved_epochs(
+    tmp_path, monkeypatch, sweep_reference
+):
+    """kill -9 in epoch 4 of the second run: its newest checkpoint is epoch 2, metrics.jsonl
+    already holds epochs 3 and 4 (and half a line), and summary.json still says pending."""
+    path, expected, expected_metrics = sweep_reference
+    out = tmp_path / "out"
+    real_fit = stop_in(monkeypatch, 1, 2)  # stops right after the epoch-2 checkpoint
+    with pytest.raises(Interrupted):
+        run_experiment(nnrun.load_experiment(path), out)
+    monkeypatch.setattr(Trainer, "fit", real_fit)
+    summary = json.loads((out / "summary.json").read_text())
+    summary["runs"][1] = {"name": "second", "status": "pending"}
+    (out / "summary.json").write_text(json.dumps(summary))
+    unsaved = [r for r in expected_metrics if r["run"] == "second" and r["epoch"] in (3, 4)]
+    with open(out / "metrics.jsonl", "a") as stream:
+        stream.write("".join(json.dumps(r) + "\n" for r in unsaved) + '{"run": "second", "ep')
+
+    summary = run_experiment(nnrun.load_experiment(out / "config.toml"), out, resume=True)
+    assert without_time(metrics(out)) == without_time(expected_metrics)
+    assert [r["final_loss"] for r in summary["runs"]] == [r["final_loss"] for r in expected["runs"]]
+
+
+def test_a_run_that_raises_leaves_its_traceback_in_failures_log(tmp_path, monkeypatch):
+    path = experiment_file(tmp_path, SWEEP)
+    real_fit, calls = Trainer.fit, []
+
+    def fit(self, *args, **kwargs):
+        calls.append(None)
+        if len(calls) == 2:  # the second run
+            raise RuntimeError("the plugin broke")
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "fit", fit)
+    summary = run_experiment(nnrun.load_experiment(path), tmp_path / "out")
+    assert [r["status"] for r in summary["runs"]] == ["ok", "failed", "ok"]
+    log = (tmp_path / "out" / "failures.log").read_text()
+    assert log.startswith("--- second\nTraceback (most recent call last):")
+    assert "RuntimeError: the plugin broke" in log
+
+
+# ------------------------------------------------------------------------------------------------
+# --jobs workers: they stop with their parent, and die with it
+
+
+JOBS_EPOCHS = 25
+JOBS = (
+    SLOW.replace("epochs = 12", f"epochs = {JOBS_EPOCHS}")
+    .replace("n = 400", "n = 100")
+    .replace("checkpoint_every = 2", "checkpoint_every = 1")
+)
+
+
+def start_parallel(path, out):
+    """`nnrun PATH --out OUT --jobs 2` in a subprocess, returned once both runs have recorded two
+    epochs (both workers are busy writing)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nnrun", str(path), "--out", str(out), "--jobs", "2", "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+    def both_running():
+        if not (out / "metrics.jsonl").exists():
+            return False
+        runs = [
+            json.loads(line)["run"] for line in (out / "metrics.jsonl").read_text().splitlines()
+        ]
+        return runs.count("first") >= 2 and runs.count("second") >= 2
+
+    assert poll(both_running, 90), process.stderr.read1().decode() if process.poll() else ""
+    return process
+
+
+def poll(condition, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def worker_pids(parent):
+    """The multiprocessing workers whose parent is `parent` (Linux /proc)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and b"spawn_main" in cmdline:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has stopped; nobody may have reaped it yet
+
+
+def epochs_by_run(out):
+    records = metrics(out)
+    return {name: [r["epoch"] for r in records if r["run"] == name] for name in ("first", "second")}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers in /proc")
+def test_kill_9_of_the_parent_kills_its_workers_and_resume_records_every_epoch_once(tmp_path):
+    path, out = experiment_file(tmp_path, JOBS), tmp_path / "out"
+    process = start_parallel(path, out)
+    workers = worker_pids(process.pid)
+    assert len(workers) == 2
+    process.kill()
+    process.wait(timeout=30)
+    assert poll(lambda: not any(alive(pid) for pid in workers), 10), "workers outlived the parent"
+    size = (out / "metrics.jsonl").stat().st_size
+    time.sleep(0.5)
+    assert (out / "metrics.jsonl").stat().st_size == size  # nobody writes any more
+
+    result = subprocess.run(
+        [sys.executable, "-m", "nnrun", "resume", str(out), "--jobs", "2", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    expected = list(range(1, JOBS_EPOCHS + 1))
+    assert epochs_by_run(out) == {"first": expected, "second": expected}
+
+
+def test_sigterm_to_the_parent_stops_the_workers_at_a_checkpoint_and_resume_finishes_them(
+    tmp_path,
+):
+    path, out = experiment_file(tmp_path, JOBS), tmp_path / "out"
+    process = start_parallel(path, out)
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=60)
+    assert process.returncode == 130, process.stderr.read().decode()
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["status"] for r in summary["runs"]] == ["interrupted", "interrupted"]
+    for name in ("first", "second"):
+        checkpoint = torch.load(out / "checkpoints" / name / "last", weights_only=True)
+        assert 2 <= checkpoint["trainer"]["epoch"] < JOBS_EPOCHS
+
+    result = subprocess.run(
+        [sys.executable, "-m", "nnrun", "resume", str(out), "--jobs", "2", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    resumed = json.loads(result.stdout)["runs"]
+    reference = run_experiment(nnrun.load_experiment(path), tmp_path / "reference")["runs"]
+    assert [r["status"] for r in resumed] == ["ok", "ok"]
+    assert [r["final_loss"] for r in resumed] == [r["final_loss"] for r in reference]
+    by_run = lambda records: sorted(without_time(records), key=lambda r: (r["run"], r["epoch"]))  # noqa: E731
+    assert by_run(metrics(out)) == by_run(metrics(tmp_path / "reference"))
