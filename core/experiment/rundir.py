@@ -10,7 +10,6 @@ directory. A process that writes a run directory holds its lock for as long as i
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import os
@@ -35,6 +34,7 @@ from nnrun.experiment.safefiles import (
     open_nofollow,
     write_atomic,
 )
+from nnrun.names import slug
 
 try:
     import fcntl
@@ -61,13 +61,6 @@ WRITTEN = frozenset(
     {CONFIG, ENVIRONMENT, METRICS, SUMMARY, OVERRIDES, FAILURES, MARKER, LOCK, *PLOTS}
 )
 _TEMPORARY = re.compile(r"\.(.+)\.[0-9a-f]{12}\.tmp")  # write_atomic's, left behind by a crash
-
-
-def slug(name: str) -> str:
-    """A run name made safe as a directory name. A name that had to change gets a short hash of
-    itself, so two runs ("lr 0.1" and "lr_0.1") never share, and overwrite, one checkpoint folder."""
-    safe = re.sub(r"[^A-Za-z0-9._=,+-]+", "_", name).strip("._") or "run"
-    return safe if safe == name else f"{safe}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
 class RunDirectory:
