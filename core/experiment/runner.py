@@ -51,7 +51,7 @@ def run_experiment(
     With `resume`, `out` must hold this same experiment: finished runs are skipped and unfinished
     ones continue from their last checkpoint.
     """
-    from nnrun.experiment.plotting import plot_run_directory
+    from nnrun.experiment.run_plots import plot_run_directory
 
     registry = registry if registry is not None else load_registry()
     reporter = reporter or SilentReporter()
