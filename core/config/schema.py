@@ -47,6 +47,7 @@ class ExperimentSection(Section):
     task: Literal["train", "solve"] = "train"
     device: str = "cpu"
     dtype: Literal["float32", "float64"] = "float32"
+    threads: int | None = Field(None, ge=1, description="torch threads; default: by model size")
 
     @field_validator("device")
     @classmethod
@@ -107,6 +108,7 @@ class TrainSection(Section):
     probes: list[float] = []
     shuffle: bool = False
     early_stopping: int | None = Field(None, ge=1, description="patience in epochs")
+    restore_best: bool = Field(True, description="end on the best validation epoch's weights")
     grad_clip: float | None = Field(None, gt=0.0, description="max global gradient norm")
     log_every: int = Field(1, ge=1, description="epochs between plain progress lines")
     checkpoint_every: int | None = Field(None, ge=1, description="epochs between checkpoints")
