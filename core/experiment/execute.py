@@ -19,7 +19,7 @@ from nnrun.errors import ConfigError
 from nnrun.experiment.assemble import make_data, make_model, make_solver, shuffle_generator
 from nnrun.experiment.reporting import Reporter, SilentReporter
 from nnrun.experiment.rundir import RunDirectory
-from nnrun.experiment.train import Trainer, TrainSettings
+from nnrun.experiment.train import StopFlag, Trainer, TrainSettings
 from nnrun.registry import Registry
 
 
@@ -152,7 +152,7 @@ def _solve(
     solver, optimizer = make_solver(run, registry)
     reporter.run_started(run, 0, 0)
     started = time.perf_counter()
-    result = solver.solve(optimizer)
+    result = solver.solve(optimizer, should_stop=lambda: StopFlag.requested)
     seconds = time.perf_counter() - started
     for index, descent in enumerate(result.descents):
         directory.append_metrics(
@@ -164,19 +164,24 @@ def _solve(
                     "end": descent.end,
                     "iterations": descent.iterations,
                     "converged": descent.converged,
+                    "diverged": descent.diverged,
+                    "reason": descent.reason,
                     "residuals": descent.residuals,
                 }
             )
         )
-    return {
+    entry = {
         "name": run.name,
         "task": "solve",
-        "status": "ok",
-        "roots": result.roots,
+        "status": result.status,  # ok | diverged | interrupted
+        "roots": _finite(result.roots),  # verified roots only; [] and converged: no real roots
         "iterations": result.iterations,
         "converged": result.converged,
         "seconds": round(seconds, 3),
     }
+    if result.reasons:
+        entry["reason"] = "; ".join(result.reasons)
+    return entry
 
 
 def _finite_or_none(value: float) -> float | None:
