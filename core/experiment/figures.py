@@ -90,8 +90,8 @@ def descent_figure(descents: Mapping[str, Sequence[Descent]]) -> Figure:
     for i, (run, descent) in enumerate(every):
         color = _COLORS[i % len(_COLORS)]
         steps = range(1, len(descent.residuals) + 1)
-        mark = "" if descent.converged else ", not converged"
-        label = f"{run}: x₀ = {descent.start:g} → {descent.end:.6g}{mark}"
+        mark = "" if descent.converged else ", diverged" if descent.diverged else ", not converged"
+        label = f"{run}: x₀ = {_number(descent.start, 'g')} → {_number(descent.end, '.6g')}{mark}"
         points = _line(ax, steps, descent.residuals, label, color=color)
         if points:
             marker = "o" if descent.converged else "x"
@@ -176,6 +176,11 @@ def _legend(ax: Axes) -> None:
         return
     ax.figure.set_size_inches(SIZE[0] + 4, max(SIZE[1], 0.2 * entries))  # the layout makes room
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", borderaxespad=0)
+
+
+def _number(value: float | None, spec: str) -> str:
+    """A start or end for a label; None is what JSON keeps of a non-finite one (a diverged end)."""
+    return "±inf" if value is None else format(value, spec)
 
 
 def _flat(t: torch.Tensor) -> list[float]:

@@ -43,6 +43,8 @@ def plot_run_directory(path: Path, experiment: Experiment, registry: Registry) -
                     m["iterations"],
                     m["converged"],
                     [math.nan if r is None else r for r in m["residuals"]],
+                    m.get("reason"),
+                    m.get("diverged", False),
                 )
                 for m in found
             ]

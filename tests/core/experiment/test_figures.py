@@ -123,6 +123,16 @@ def test_plot_descent_draws_a_line_per_run_and_start(tmp_path):
     ]
     assert "not converged" in labelled[1].get_label()
     assert list(labelled[0].get_ydata()) == [3, 1, 0.1, 1e-4]  # the exact zero is left out
+
+
+def test_a_diverged_descent_read_back_from_json_draws_and_says_diverged(tmp_path):
+    """metrics.jsonl keeps a non-finite end as null: the label must not format None."""
+    descent = Descent(start=-1000.0, end=None, iterations=4, converged=False, diverged=True)
+    descent.residuals = [1e6, 1e30, NAN]
+    ax = figures.descent_figure({"lr=0.1": [descent]}).axes[0]
+    (line,) = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+    assert line.get_label().startswith("lr=0.1: x₀ = -1000 → ±inf, diverged")
+    assert_png(figures.plot_descent({"lr=0.1": [descent]}, tmp_path / "descent.png"))
     assert ax.get_yscale() == "log" and ax.get_xlabel() == "iteration"
 
 
