@@ -60,9 +60,9 @@ def test_losses_a_log_axis_cannot_show_are_left_out_and_counted(tmp_path):
     ax = figures.loss_figure(runs).axes[0]
     train, val = ax.get_lines()
     assert list(train.get_xdata()) == [0, 5] and list(train.get_ydata()) == [1.0, 0.5]
-    assert train.get_label() == "diverged train (4 values ≤ 0 or non-finite not shown)"
+    assert train.get_label() == "diverged train (4 values ≤ 0, > 1e250 or non-finite not shown)"
     assert (
-        val.get_label() == "diverged val (1 value ≤ 0 or non-finite not shown)"
+        val.get_label() == "diverged val (1 value ≤ 0, > 1e250 or non-finite not shown)"
     )  # None is no value
     assert ax.get_yscale() == "log"
     assert_png(figures.plot_losses(runs, tmp_path / "losses.png"))
@@ -128,7 +128,7 @@ def test_plot_descent_draws_a_line_per_run_and_start(tmp_path):
 def test_a_diverged_descent_read_back_from_json_draws_and_says_diverged(tmp_path):
     """metrics.jsonl keeps a non-finite end as null: the label must not format None."""
     descent = Descent(start=-1000.0, end=None, iterations=4, converged=False, diverged=True)
-    descent.residuals = [1e6, 1e30, NAN]
+    descent.residuals = [1e-17, 1e6, 1e249, 1e305, NAN]  # on its way to overflow
     ax = figures.descent_figure({"lr=0.1": [descent]}).axes[0]
     (line,) = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
     assert line.get_label().startswith("lr=0.1: x₀ = -1000 → ±inf, diverged")
