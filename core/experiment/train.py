@@ -243,7 +243,14 @@ class Trainer:
             self.scheduler.load_state_dict(checkpoint["scheduler"])
         self.generator.set_state(checkpoint["generator"])
         self.state = TrainState(**checkpoint["trainer"])
-        self.best_weights = checkpoint.get("best_model")
+        best = checkpoint.get("best_model")
+        params = self.model.parameters()
+        # on the model's device, whatever map_location the checkpoint was loaded with
+        self.best_weights = (
+            None
+            if best is None
+            else [w.to(p.data.device) for w, p in zip(best, params, strict=True)]
+        )
         if self.state.status == "interrupted":
             self.state.status = "running"
 

@@ -502,3 +502,37 @@ def test_a_large_network_gets_torchs_default_thread_count(tmp_path):
 def test_threads_must_be_a_positive_integer(tmp_path):
     with pytest.raises(nnrun.ConfigError, match="threads"):
         load(tmp_path, TINY, "experiment.threads=0")
+
+
+@CUDA
+def test_a_cuda_run_keeps_every_tensor_on_the_device_through_a_checkpoint(tmp_path):
+    """Weights, optimizer state and the best weights stay on cuda while training, and come back
+    there from a checkpoint loaded onto the CPU (as `torch.load(map_location="cpu")` gives it)."""
+    text = TINY.replace('"sgd"', '"adam"').replace("momentum = 0.9", "") + "early_stopping = 5\n"
+    (config,) = load(tmp_path, text, "data.split.val=0.25", "experiment.device=cuda").runs
+    registry = nnrun.load_registry()
+
+    def make():
+        from nnrun.config.components import build
+        from nnrun.experiment.execute import train_settings
+
+        data, model = make_data(config), make_model(config, registry)
+        optimizer = build(registry, "optimizers", config.optimizer, model.parameters())
+        loss = build(registry, "losses", config.loss)
+        settings = train_settings(config.train)
+        return Trainer(
+            model, loss, optimizer, None, settings, data.train, data.val, torch.Generator()
+        )
+
+    def devices(t):
+        tensors = [*t.model.state_dict(), *(t.best_weights or [])]
+        tensors += [v for s in t.optimizer.state.values() for v in s.values() if torch.is_tensor(v)]
+        return {v.device.type for v in tensors if v.dim() > 0}
+
+    first = make()
+    first.fit()
+    assert devices(first) == {"cuda"}
+    checkpoint = torch.load(_saved(first.state_dict()), map_location="cpu")
+    second = make()
+    second.load_state_dict(checkpoint)
+    assert devices(second) == {"cuda"}
