@@ -129,9 +129,10 @@ def train_settings(section: TrainSection) -> TrainSettings:
 
 
 #: Work per training step (batch size × parameters, the multiply-adds of one forward pass) below
-#: which one torch thread is faster than several: measured with benchmarks/threads.py, where a
-#: second thread made every step up to this size slower, by 2-80x on a busy 2-core machine.
-ONE_THREAD_BELOW = 100_000_000
+#: which one torch thread is used: measured with benchmarks/threads.py, where a second thread
+#: made steps of every size up to this one (the largest measured) 2-80x slower on a busy 2-core
+#: machine (README, Performance).
+ONE_THREAD_BELOW = 1_000_000_000
 _TORCH_THREADS = torch.get_num_threads()  # torch's own default, before any run changes it
 
 

@@ -494,7 +494,7 @@ def test_a_large_network_gets_torchs_default_thread_count(tmp_path):
     from nnrun.experiment import execute
 
     (small,) = load(tmp_path, TINY).runs
-    (large,) = load(tmp_path, TINY, "model.layers=[1, 2000, 2000, 1]", "train.batch_size=256").runs
+    (large,) = load(tmp_path, TINY, "model.layers=[1, 2000, 2000, 1]", "train.batch_size=1024").runs
     assert execute.run_threads(small) == 1
     assert execute.run_threads(large) == execute._TORCH_THREADS
 
