@@ -424,3 +424,24 @@ def test_a_stop_request_interrupts_the_descent_at_the_next_iteration():
     result = QuadraticDescent(**EXAMPLE, lr=1e-6).solve(should_stop=should_stop)
     assert result.status == "interrupted" and not result.converged and result.roots == []
     assert result.iterations == 5 and len(asked) == 7  # the second descent stops at once
+
+
+def test_a_solve_stopped_by_a_signal_is_interrupted_in_the_summary(tmp_path, monkeypatch):
+    """execute_run hands the solver the signal handler's stop flag (set here as SIGINT would)."""
+    from nnrun.experiment.execute import execute_run
+    from nnrun.experiment.reporting import SilentReporter
+    from nnrun.experiment.rundir import RunDirectory
+    from nnrun.experiment.train import StopFlag
+
+    path = tmp_path / "roots.toml"
+    path.write_text(
+        '[experiment]\nname = "r"\ntask = "solve"\n'
+        '[solver]\nname = "quadratic_descent"\na = 1.0\nb = -6.0\nc = 4.0\n'
+    )
+    (run,) = nnrun.load_experiment(path).runs
+    monkeypatch.setattr(StopFlag, "requested", True)
+    registry = nnrun.load_registry()
+    out = RunDirectory.create(tmp_path / "out", force=False, resume=False).path
+    entry = execute_run(run, out, registry, SilentReporter(), resume=False)
+    assert entry["status"] == "interrupted" and entry["iterations"] == 0
+    assert entry["roots"] == [] and not entry["converged"]

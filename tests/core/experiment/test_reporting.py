@@ -96,6 +96,20 @@ def test_quiet_prints_no_per_epoch_lines(tmp_path):
     assert result.stderr == f"nnrun: run directory: {tmp_path / 'out'}\n"  # and where it is
 
 
+def test_the_table_the_last_epoch_line_and_loss_png_show_the_same_final_train_loss(tmp_path):
+    from nnrun.experiment.figures import loss_figure
+
+    result = invoke(write(tmp_path, TINY), "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    (entry,) = json.loads((tmp_path / "out" / "summary.json").read_text())["runs"]
+    history = metrics(tmp_path / "out")
+    shown = f"{entry['final_loss']:.6g}"
+    assert f"train_loss {shown} " in epoch_lines(result.stderr)[-1]
+    assert row(result.stdout, "tiny")[2] == shown  # the table's "final train loss" column
+    (train, *_) = loss_figure({"tiny": history}).axes[0].get_lines()
+    assert train.get_ydata()[-1] == entry["final_loss"] == history[-1]["train_loss"]
+
+
 def test_probes_that_print_alike_are_recorded_apart(tmp_path):
     text = TINY.replace("probes = [1.0, -2.0]", "probes = [0.1, 0.1000001]")
     result = invoke(write(tmp_path, text), "--out", tmp_path / "out", "--json")
