@@ -231,6 +231,8 @@ def status_cell(run: dict[str, Any]) -> str:
     if status == "ok" and run.get("stopped_early"):
         kept = "" if run.get("restored_best") else ", not restored"
         text = f"ok (early stop @ {run.get('epochs')}, best {run.get('best_epoch')}{kept})"
+    elif status == "ok" and run.get("restored_best"):  # all epochs ran, an earlier one was best
+        text = f"ok (best {run.get('best_epoch')} of {run.get('epochs')})"
     elif status == "ok" and run.get("task") == "solve" and not run.get("converged", True):
         status = text = "not converged"
     return f"[{STATUS_STYLE.get(status, '')}]{escape(text)}[/]"

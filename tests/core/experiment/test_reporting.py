@@ -240,12 +240,21 @@ def test_the_table_says_where_early_stopping_ended_and_which_weights_it_kept():
             {"name": "kept", **common, "best_epoch": 13, "restored_best": True},
             {"name": "last", **common, "best_epoch": 13, "restored_best": False},
             {"name": "full", "task": "train", "status": "ok", "epochs": 30},
+            {
+                "name": "back",
+                **common,
+                "epochs": 30,
+                "stopped_early": False,
+                "best_epoch": 28,
+                "restored_best": True,
+            },
         ],
     }
     text = render(results_table(summary))
     assert row(text, "kept")[1] == "ok (early stop @ 23, best 13)"
     assert row(text, "last")[1] == "ok (early stop @ 23, best 13, not restored)"
     assert row(text, "full")[1] == "ok"
+    assert row(text, "back")[1] == "ok (best 28 of 30)"  # ran every epoch, ended on the 28th's
 
 
 def test_the_table_tells_no_real_roots_from_roots_not_found():
