@@ -259,7 +259,7 @@ def show_command(run_dir: Path, as_json: bool) -> None:
     """Print a run directory's results table again."""
     from nnrun.experiment.rundir import RunDirectory
 
-    _print_summary(RunDirectory(run_dir).read_summary(), as_json, run_dir)
+    _print_summary(RunDirectory(run_dir).read_summary(), as_json, None)
 
 
 @main.command("compare")
