@@ -43,7 +43,7 @@ def test_every_example_is_listed_here():
     assert sorted(p.name for p in EXAMPLES.glob("*.toml")) == sorted(SHORTEN)
 
 
-#: Twelve runs, even shortened: about ten seconds.
+#: Twelve runs, even shortened: 1 s on a quiet machine, 10 s on a busy one.
 SLOW = {"optimizer_sweep.toml"}
 
 

@@ -49,7 +49,7 @@ def write(tmp_path, text, name="experiment.toml"):
     return path
 
 
-@pytest.mark.slow  # about 4 minutes on 2 cores; tests/test_examples.py runs it shortened
+@pytest.mark.slow  # 16 s on a quiet 2-core machine, minutes on a busy one; test_examples.py runs it shortened
 def test_seed_experiment_runs_all_four_optimizers_to_a_small_loss(tmp_path):
     result = invoke(EXAMPLES / "x_squared.toml", "--out", tmp_path / "run", "--json")
     assert result.exit_code == 0, result.output
