@@ -17,8 +17,7 @@ import time
 import torch
 
 import nnrun
-from nnrun.config.schema import TrainSection
-from nnrun.experiment.train import Trainer
+from nnrun.experiment.train import Trainer, TrainSettings
 
 N, LR, MOMENTUM = 2000, 0.001, 0.99
 
@@ -34,7 +33,7 @@ def nnrun_epoch_seconds(x, y, batch_size: int, epochs: int, registry) -> float:
     torch.manual_seed(0)
     model = nnrun.MLP([1, 100, 1], activation=registry.activations["sigmoid"](), device=x.device)
     optimizer = registry.optimizers["sgd"](model.parameters(), lr=LR, momentum=MOMENTUM)
-    settings = TrainSection(epochs=epochs, batch_size=batch_size)
+    settings = TrainSettings(epochs=epochs, batch_size=batch_size)
     trainer = Trainer(
         model, registry.losses["mse"](), optimizer, None, settings, (x, y), None, torch.Generator()
     )

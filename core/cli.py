@@ -206,24 +206,31 @@ def _run(
 ) -> None:
     """Load the plugins once, validate the experiment against them, run it, print the summary."""
     from nnrun.config import load_experiment
-    from nnrun.experiment.reporting import ConsoleReporter, Reporter
+    from nnrun.experiment.reporting import ConsoleReporter, QuietReporter
     from nnrun.experiment.runner import run_experiment
     from nnrun.loading import load_registry
 
     registry = load_registry()
     experiment = load_experiment(file, overrides, registry=registry, seed=seed)
-    reporter = Reporter() if quiet or as_json else ConsoleReporter()
+    quiet_reporter = QuietReporter(announce=quiet) if quiet or as_json else None
     summary = run_experiment(
-        experiment, out, registry=registry, jobs=jobs, resume=resume, force=force, reporter=reporter
+        experiment,
+        out,
+        registry=registry,
+        jobs=jobs,
+        resume=resume,
+        force=force,
+        reporter=quiet_reporter or ConsoleReporter(),
     )
-    _print_summary(summary, as_json)
+    _print_summary(summary, as_json, quiet_reporter.out if quiet_reporter else None)
     if any(run["status"] == "failed" for run in summary["runs"]):
         sys.exit(EXIT_RUN_FAILED)
 
 
-def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+def _print_summary(summary: dict[str, Any], as_json: bool, run_dir: Path | None) -> None:
     if as_json:
-        click.echo(json.dumps(summary, indent=2))
+        run_dir_field = {"run_dir": str(run_dir)} if run_dir is not None else {}
+        click.echo(json.dumps({**summary, **run_dir_field}, indent=2))
         return
     from nnrun.experiment.reporting import results_table, stdout_console
 
@@ -268,7 +275,7 @@ def show_command(run_dir: Path, as_json: bool) -> None:
     """Print a run directory's results table again."""
     from nnrun.experiment.rundir import RunDirectory
 
-    _print_summary(RunDirectory(run_dir).verify(), as_json)
+    _print_summary(RunDirectory(run_dir).verify(), as_json, None)
 
 
 @main.command("compare")

@@ -51,6 +51,7 @@ class Optimizer:
     def state_dict(self) -> dict[str, Any]:
         """Hyperparameters and per-parameter state, keyed by parameter position; a deep copy."""
         return {
+            "params": len(self.params),
             "hyperparameters": copy.deepcopy(self.hyperparameters),
             "state": {
                 index: _clone(self.state[param])
@@ -60,7 +61,14 @@ class Optimizer:
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore `state_dict()`'s output; refused if it was saved for another number of
+        parameters (its state would land on the wrong ones)."""
         state = state_dict["state"]
+        saved = state_dict.get("params")  # absent in state dicts saved before it was recorded
+        if saved is not None and saved != len(self.params):
+            raise ValueError(
+                f"state_dict is for {saved} parameters, this optimizer has {len(self.params)}"
+            )
         if any(not 0 <= int(index) < len(self.params) for index in state):
             raise ValueError(
                 f"state_dict holds state for parameters this optimizer does not have "

@@ -1,11 +1,11 @@
 """Built-in solvers: `quadratic_descent` finds the real roots of a·x² + b·x + c by gradient descent.
 
 The roots are where g(x) = f(x)² reaches its minimum 0, so each root is found by descending g from
-a start on its side of the vertex. Two things make that work for coefficients of any magnitude and
-finish at machine precision: the problem is rewritten, without rounding, in a variable where the
-roots and coefficients are O(1), and f is evaluated exactly and rounded once, so |f(x)| keeps
-decreasing down to the last bit, even near a double root, where float arithmetic would drown it
-in rounding noise √ε away from the root.
+a start outside the roots on its side. Three things make that work for coefficients of any
+magnitude and finish at machine precision: each descent runs, without rounding, in a variable
+where its own root and the coefficients are O(1) (the two roots may be 600 orders of magnitude
+apart), f is evaluated exactly and rounded once, so |f(x)| keeps decreasing down to the last bit,
+and a root is reported only once its exact residual says it is one.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from fractions import Fraction
 
 import torch
@@ -22,24 +23,24 @@ import torch
 import nnrun
 from nnrun.errors import ConfigError
 from nnrun.parameter import Parameter
-from nnrun.solver import Descent, OptimizerFactory, Solver, SolveResult
+from nnrun.solver import Descent, OptimizerFactory, ShouldStop, Solver, SolveResult
 
 _EPS = sys.float_info.epsilon
 #: Distance to the root (in the scaled variable) below which a descent toward 0 stops: the
 #: approach to the double root 0 of a·x² is geometric and would otherwise run into underflow.
 _ZERO = 2.0**-100
 
-_Step = Callable[[float, float, float], float]
+_Step = Callable[["ScaledQuadratic", float, float, float], float]
 
 
 @dataclass(frozen=True)
 class ScaledQuadratic:
     """f(x) = a·x² + b·x + c rewritten as f(s·y) = K·h(y) with h(y) = A·y² + B·y + C.
 
-    s = 2ᵏ is the power of two nearest the root bound max(|b/a|, √|c/a|) (|c/b| when a = 0), so
-    the roots are O(1) in y, and K = max(|a|·s², |b|·s, |c|), so the largest of |A|, |B|, |C| is 1.
-    A, B, C are exact fractions and s a power of two, so h carries exactly the information of f,
-    y = x/s loses nothing, and proportional coefficients give the very same h.
+    s = 2ᵏ is the power of two nearest the magnitude of the root a descent looks for, so that root
+    is O(1) in y, and K = max(|a|·s², |b|·s, |c|), so the largest of |A|, |B|, |C| is 1. A, B, C
+    are exact fractions and s a power of two, so h carries exactly the information of f, y = x/s
+    loses nothing, and proportional coefficients give the very same h.
     """
 
     A: Fraction
@@ -49,14 +50,8 @@ class ScaledQuadratic:
     K: Fraction
 
     @classmethod
-    def of(cls, a: float, b: float, c: float) -> ScaledQuadratic:
-        log2 = {name: math.log2(abs(v)) for name, v in (("a", a), ("b", b), ("c", c)) if v != 0}
-        if "a" in log2:
-            bounds = [log2["b"] - log2["a"]] if "b" in log2 else []
-            bounds += [(log2["c"] - log2["a"]) / 2] if "c" in log2 else []
-        else:
-            bounds = [log2["c"] - log2["b"]] if "c" in log2 else []
-        k = round(max(bounds, default=0))
+    def of(cls, a: float, b: float, c: float, k: int) -> ScaledQuadratic:
+        """The problem in y = x/2ᵏ."""
         s = Fraction(2) ** k
         terms = (Fraction(a) * s * s, Fraction(b) * s, Fraction(c))
         K = max(map(abs, terms))
@@ -87,6 +82,31 @@ class ScaledQuadratic:
         return abs(h) if math.isinf(h) else _round(abs(Fraction(h)) * self.K)
 
 
+def _log2(value: Fraction) -> int:
+    """⌊log₂|value|⌋ within one (value ≠ 0), for values beyond float64's range too."""
+    return abs(value.numerator).bit_length() - value.denominator.bit_length()
+
+
+def _sqrt(value: Fraction) -> Fraction:
+    """√value (value ≥ 0) to about 64 significant bits: enough to place a start and a scale."""
+    shift = max(0, 128 - 2 * _log2(value)) if value else 0
+    shift += shift % 2
+    root = math.isqrt(value.numerator * 2**shift // value.denominator)
+    return Fraction(root, 2 ** (shift // 2))
+
+
+def _outside(root: Fraction, other: Fraction) -> Fraction:
+    """A start beyond `root`, away from the other root: −root or 3·root (−other for root 0)."""
+    if root == 0:
+        return -other
+    return root + 2 * abs(root) * (1 if root > other else -1)
+
+
+def _show(value: Fraction) -> str:
+    """A short decimal for any magnitude (6e+320 included, where float() would overflow)."""
+    return f"{Decimal(value.numerator) / Decimal(value.denominator):.3g}"
+
+
 def _round(value: Fraction) -> float:
     """The float nearest `value`, or ±inf beyond the largest one (where float() would raise)."""
     try:
@@ -98,39 +118,51 @@ def _round(value: Fraction) -> float:
 class QuadraticDescent(Solver):
     """Real roots of a·x² + b·x + c by gradient descent on g(x) = f(x)², one descent per root.
 
-    In y = x/s, where f(s·y) = K·h(y) has O(1) roots and coefficients (see `ScaledQuadratic`)::
+    With D = b² − 4ac (exact) and w = 2ε·(b² + 4|ac|), what rounding a, b, c to float64 may change
+    in D::
 
-        D = B² − 4AC (exact);  w = 2ε·(B² + 4|AC|), what rounding a, b, c to float64 may change in D
-        A = 0:    one descent, from y = 0
+        a = 0:    one descent, from x = 0, toward −c/b
         D < −w:   no real roots (descending g would only find the vertex, where f ≠ 0)
-        else:     two descents, from the vertex −B/2A ± 2·max(|B/A|, √|C/A|), outside both roots
-        each descent, for t = 1 … max_iter:
+        |D| ≤ w:  a double root r = −b/2a: two descents, from r ± 2·max(|r|, √|c/a|)
+        D > w:    two roots r (estimated exactly to 64 bits); each descent starts outside both,
+                  at r + 2|r| on the side away from the other root (−r or 3r)
+        a root beyond float64's range (6e320 for a = 1e-320, b = −6, c = 4) gets no descent:
+                  the result is not converged and its reason says which root is missing
+        each descent runs in y = x/2ᵏ, 2ᵏ the power of two nearest its root, where
+                  f(2ᵏ·y) = K·h(y) has O(1) coefficients (see `ScaledQuadratic`); for t = 1 … max_iter:
             g' = 2·h·h',  g'' = 2·h'² + 4A·h                       (h, h' exact, rounded once)
             y ← y − η·g'   with η = 1/g'' (default), η = lr (if given),
                            or one step of the optimizer built from [solver.optimizer]
             default: stop when |h| no longer decreases (y is the closest float64 gets)
             lr, optimizer: stop when |g'/g''| ≤ tol·|y| (or y stops moving, or it diverges)
+        a descent that stopped within tol is refined by exact Newton steps on f in x (or twice
+                  Newton's step, where that lowers |f| more: a double root), to the
+                  float64 nearest the root, and then checked: its end x is a root only if f(x) is
+                  exactly 0, the exact f changes sign between x and a float neighbour, or
+                  |f(x)| ≤ 2ε·(|a|x² + |b||x| + |c|) (x is a root of a, b, c perturbed by 2ε,
+                  which is how a double root shows); otherwise it is not converged, with a reason
 
     The default η = 1/g'' is the step that the local curvature of g calls for (Newton's step on g):
     it converges quadratically to a simple root and by a factor 2/3 per iteration to a double root,
     where g ∝ (y − r)⁴ is flat. From a start outside the roots each step moves toward the root on
     its side without overshooting (g is convex there), so |f| decreases at every iteration. |g'/g''|
     estimates the distance to the root (within a factor 3 at a double root): a descent has
-    converged when it is at most tol·|y| (+2⁻¹⁰⁰, so that the root 0 of a·x² is reached).
+    stopped within tol when it is at most tol·|y| (+2⁻¹⁰⁰, so that the root 0 of a·x² is reached).
 
     `lr` and the optimizer act on y, so a given lr behaves alike at every magnitude of a, b, c
-    (a fixed lr must suit the steep start, as g grows like y⁴: lr ≤ 0.1 works). Two ends
-    closer than √w/|A| (how far rounding the coefficients can split a double root, about 2e-8 of
-    the roots' scale) plus the tolerance are one double root, reported once. When both descents
-    end at the same one of two roots, the one that crossed the vertex has not converged.
+    (a fixed lr must suit the steep start, as g grows like y⁴: lr ≤ 0.1 works). A descent whose
+    iterate becomes non-finite or ends with |f| above its start has diverged. When both descents
+    end at the same one of two roots, the one that crossed the vertex has not converged. A double
+    root is reported once, as the mean of the two descents' ends.
 
     Args:
         a, b, c: the coefficients (finite; a and b not both 0).
         lr: fixed step size in y instead of the curvature step, for the own descent only.
-        tol: relative error at which a root counts as found; the default descent refines past it.
+        tol: relative error at which a descent stops; the default descent refines past it.
         max_iter: most iterations of each descent.
-        starts: starting points in x, one descent each, instead of the automatic two (one per
-            side of the vertex); to study how the start changes the iterations.
+        starts: starting points in x, one descent each, instead of the automatic ones; each runs
+            in the scale of the root on its side of the vertex. To study how the start changes
+            the iterations.
     """
 
     def __init__(
@@ -162,52 +194,112 @@ class QuadraticDescent(Solver):
             raise ValueError(f"Invalid starts: {starts}; give one or more finite starting points")
         self.lr, self.tol, self.max_iter = lr, tol, max_iter
         self.starts = None if starts is None else [float(x) for x in starts]
-        self.problem = ScaledQuadratic.of(self.a, self.b, self.c)
+        self.A, self.B, self.C = Fraction(self.a), Fraction(self.b), Fraction(self.c)
 
-    def solve(self, optimizer: OptimizerFactory | None = None) -> SolveResult:
+    def solve(
+        self, optimizer: OptimizerFactory | None = None, should_stop: ShouldStop | None = None
+    ) -> SolveResult:
         if optimizer is not None and self.lr is not None:
             raise ConfigError(
                 "quadratic_descent: lr is the step of the solver's own descent; "
                 "with [solver.optimizer], set lr there instead"
             )
-        p = self.problem
-        vertex = None
-        if p.A == 0:
-            starts = [0.0]
+        A, B, C = self.A, self.B, self.C
+        reasons: list[str] = []
+        double = False
+        vertex: Fraction | None = None
+        if A == 0:
+            roots = [-C / B]
+            plan = [(Fraction(0), roots[0])]
         else:
-            discriminant = p.B**2 - 4 * p.A * p.C
-            w = self._rounding_of_D()
-            if discriminant < -w:
+            disc = B * B - 4 * A * C
+            width = 2 * Fraction(_EPS) * (B * B + 4 * abs(A * C))
+            if disc < -width:
                 return SolveResult(roots=[], iterations=0, converged=True)
-            center = float(-p.B / (2 * p.A))
-            distance = 2 * max(float(abs(p.B / p.A)), math.sqrt(abs(p.C / p.A))) or 2.0
-            starts = [center - distance, center + distance]
-            if discriminant > w:  # two distinct roots, one on each side of the vertex
-                vertex = center
+            vertex = -B / (2 * A)
+            if disc <= width:  # one double root (rounding a, b, c may have split or removed it)
+                double, roots = True, [vertex]
+                distance = 2 * max(abs(vertex), _sqrt(abs(C / A))) or Fraction(1)
+                plan = [(vertex - distance, vertex), (vertex + distance, vertex)]
+            else:
+                q = -(B + (1 if B >= 0 else -1) * _sqrt(disc)) / 2  # no cancellation
+                roots = sorted([q / A, C / q])
+                plan = [(_outside(r, other), r) for r, other in zip(roots, roots[::-1])]
+        far = [r for r in roots if math.isinf(_round(r))]
+        for r in far:
+            reasons.append(
+                f"the root near {_show(r)} is beyond float64's range (±{sys.float_info.max:.3g})"
+            )
+        plan = [(s, r) for s, r in plan if r not in far]
         if self.starts is not None:
-            starts = [math.ldexp(x, -p.k) for x in self.starts]
-        ends, descents = zip(*(self._descend(start, optimizer) for start in starts))
-        roots = self._distinct(ends)
-        if vertex is not None and len(roots) < 2:  # both found the same one of two roots
-            for start, end, descent in zip(starts, ends, descents):
-                if (end - vertex) * (start - vertex) <= 0:
-                    descent.converged = False  # this one crossed the vertex to get there
+            plan = [
+                (Fraction(x), self._root_on_side(x, roots, vertex, double)) for x in self.starts
+            ]
+        stop = should_stop or (lambda: False)
+        descents = [self._descend(start, root, optimizer, stop) for start, root in plan]
+        interrupted = any(d.reason == "interrupted" for d in descents)
+        if vertex is not None and not double and not interrupted:
+            self._flag_shared_root(descents, vertex)
+        found = sorted({d.end for d in descents if d.converged})
+        if double and len(found) > 1:  # one double root, perhaps split by rounding: their mean
+            mean = (found[0] + found[1]) / 2
+            found = [mean if self._not_a_root(mean) is None else found[0]]
+        reasons += [d.reason for d in descents if d.reason and d.reason != "interrupted"]
+        status = "interrupted" if interrupted else "ok"
+        if any(d.diverged for d in descents) and not interrupted:
+            status = "diverged"
         return SolveResult(
-            roots=[p.x(y) for y in roots],
+            roots=found,
             iterations=sum(d.iterations for d in descents),
-            converged=all(d.converged for d in descents),
-            descents=list(descents),
+            converged=not interrupted and not far and all(d.converged for d in descents),
+            descents=descents,
+            reasons=reasons,
+            status=status,
         )
 
-    def _descend(self, y: float, optimizer: OptimizerFactory | None) -> tuple[float, Descent]:
-        p, start = self.problem, y
+    def _root_on_side(
+        self, x: float, roots: list[Fraction], vertex: Fraction | None, double: bool
+    ) -> Fraction:
+        """The root a descent from x heads for: the one on x's side of the vertex."""
+        if vertex is None or double or len(roots) < 2:
+            return roots[0]
+        return roots[0] if x < vertex else roots[-1]
+
+    def _flag_shared_root(self, descents: list[Descent], vertex: Fraction) -> None:
+        """Two roots, both descents at the same one: the one that crossed the vertex failed."""
+        if len(descents) != 2 or not all(d.converged for d in descents):
+            return
+        if descents[0].end != descents[1].end:
+            return
+        for descent in descents:
+            if (Fraction(descent.end) - vertex) * (Fraction(descent.start) - vertex) <= 0:
+                descent.converged = False
+                descent.reason = (
+                    f"the descent from {descent.start:.6g} crossed the vertex and found the "
+                    f"other descent's root {descent.end:.17g}"
+                )
+
+    def _descend(
+        self, start: Fraction, root: Fraction, optimizer: OptimizerFactory | None, stop: ShouldStop
+    ) -> Descent:
+        """One descent from `start` in the scale of `root`, then the exact refinement and check."""
+        k = _log2(root) if root else _log2(self._scale_of_zero())
+        p = ScaledQuadratic.of(self.a, self.b, self.c, k)
+        x_start = _round(start)
+        y = _round(start / Fraction(2) ** k)
+        if not math.isfinite(y):
+            reason = f"the start {x_start:.6g} is out of range in the scale of its root"
+            return Descent(x_start, x_start, 0, False, [], reason)
         polish = optimizer is None and self.lr is None
         step = self._optimizer_step(y, optimizer) if optimizer else self._own_step
         stop_tol = 0.0 if polish else self.tol
         h, dh = p.h(y)
+        first = p.f_abs(h)
         residuals: list[float] = []
-        while len(residuals) < self.max_iter and self._error(h, dh) > stop_tol * abs(y) + _ZERO:
-            y_next = step(y, h, dh)
+        while len(residuals) < self.max_iter and self._error(p, h, dh) > stop_tol * abs(y) + _ZERO:
+            if stop():
+                return Descent(x_start, p.x(y), len(residuals), False, residuals, "interrupted")
+            y_next = step(p, y, h, dh)
             if not math.isfinite(y_next):
                 y = y_next
                 residuals.append(math.inf)
@@ -217,7 +309,7 @@ class QuadraticDescent(Solver):
                 # Far from a root (a start between the roots) the curvature step can overshoot:
                 # halve it until |f| decreases. Near the root nothing decreases it any more: y is
                 # as close to the root as float64 can tell.
-                found = self._backtrack(y, y_next, abs(h))
+                found = self._backtrack(p, y, y_next, abs(h))
                 if found is None:
                     break
                 y_next, h_next, dh_next = found
@@ -225,31 +317,106 @@ class QuadraticDescent(Solver):
                 break  # a fixed step below half an ulp: y would never move again
             y, h, dh = y_next, h_next, dh_next
             residuals.append(p.f_abs(h))
-        converged = math.isfinite(y) and self._error(h, dh) <= self.tol * abs(y) + _ZERO
-        return y, Descent(p.x(start), p.x(y), len(residuals), converged, residuals)
+        descent = Descent(x_start, p.x(y), len(residuals), False, residuals)
+        if not math.isfinite(y) or p.f_abs(h) > first:
+            descent.diverged = True
+            descent.reason = (
+                f"the descent from {x_start:.6g} diverged after {len(residuals)} iterations"
+            )
+        elif self._error(p, h, dh) > self.tol * abs(y) + _ZERO:
+            descent.reason = (
+                f"the descent from {x_start:.6g} stopped at {descent.end:.6g}, where |f(x)| = "
+                f"{p.f_abs(h):.3g}, after {len(residuals)} iterations: not within "
+                f"tol = {self.tol:g} of a root"
+            )
+        else:
+            descent.end = self._refine(descent.end)
+            descent.reason = self._not_a_root(descent.end)
+            descent.converged = descent.reason is None
+        return descent
+
+    def _scale_of_zero(self) -> Fraction:
+        """The root 0 (c = 0) is approached in the scale of the other root, −b/a (or 1)."""
+        return -self.B / self.A if self.A and self.B else Fraction(1)
+
+    def _f(self, x: Fraction) -> Fraction:
+        return (self.A * x + self.B) * x + self.C
+
+    def _refine(self, x: float) -> float:
+        """Exact Newton steps on f from x while |f| falls, then the float neighbour walk: the
+        float64 nearest the root (or, where f has no sign change, the one with the least |f|)."""
+        best = abs(self._f(Fraction(x)))
+        for _ in range(100):
+            if best == 0:
+                return x
+            X = Fraction(x)
+            slope = 2 * self.A * X + self.B
+            if slope == 0:
+                break
+            # Newton's step, and twice it, which is Newton's for a double root (f ∝ (x − r)²)
+            steps = [_round(X - m * self._f(X) / slope) for m in (1, 2)]
+            x_next = min(
+                (v for v in steps if math.isfinite(v)),
+                key=lambda v: abs(self._f(Fraction(v))),
+                default=None,
+            )
+            if x_next is None:
+                break
+            value = abs(self._f(Fraction(x_next)))
+            if not value < best:
+                break
+            x, best = x_next, value
+        for _ in range(64):
+            X = Fraction(x)
+            low, high = math.nextafter(x, -math.inf), math.nextafter(x, math.inf)
+            below, above = self._f((X + Fraction(low)) / 2), self._f((X + Fraction(high)) / 2)
+            if below == 0 or above == 0 or (below > 0) != (above > 0):
+                return x  # the root lies in x's rounding interval: x is the nearest float
+            candidates = [v for v in (low, high) if math.isfinite(v)]
+            x_next = min(candidates, key=lambda v: abs(self._f(Fraction(v))))
+            if not abs(self._f(Fraction(x_next))) < best:
+                return x
+            x, best = x_next, abs(self._f(Fraction(x_next)))
+        return x
+
+    def _not_a_root(self, x: float) -> str | None:
+        """None if x is a root by its exact residual, else the reason it is not."""
+        if not math.isfinite(x):
+            return f"the descent ended at {x}, not a root"
+        X = Fraction(x)
+        value = self._f(X)
+        if value == 0:
+            return None
+        for neighbour in (math.nextafter(x, -math.inf), math.nextafter(x, math.inf)):
+            if math.isfinite(neighbour) and (self._f(Fraction(neighbour)) > 0) != (value > 0):
+                return None  # the exact f changes sign between x and its neighbour
+        scale = abs(self.A) * X * X + abs(self.B * X) + abs(self.C)
+        if abs(value) <= 2 * Fraction(_EPS) * scale:
+            return None
+        return f"the descent ended at x = {x:.17g}, where |f(x)| = {_show(abs(value))}: not a root"
 
     def _backtrack(
-        self, y: float, y_next: float, h_abs: float
+        self, p: ScaledQuadratic, y: float, y_next: float, h_abs: float
     ) -> tuple[float, float, float] | None:
         """The first of the steps (y_next − y)/2ᵏ, k = 1 … 60, that lowers |h|, or None."""
         for _ in range(60):
             y_next = y + (y_next - y) / 2
             if y_next == y:
                 return None
-            h_next, dh_next = self.problem.h(y_next)
+            h_next, dh_next = p.h(y_next)
             if abs(h_next) < h_abs:
                 return y_next, h_next, dh_next
         return None
 
-    def _own_step(self, y: float, h: float, dh: float) -> float:
+    def _own_step(self, p: ScaledQuadratic, y: float, h: float, dh: float) -> float:
         """y − η·g'(y) with η = lr, or η = 1/g''(y); g'' > 0 all along a descent from outside the
         roots, and from a start between them η = 1/(2h'² + 4|A·h|) until g turns convex."""
         grad = 2 * h * dh
         if self.lr is not None:
             return y - self.lr * grad
-        curvature = self.problem.curvature(h, dh)
+        curvature = p.curvature(h, dh)
         if curvature <= 0:  # between the roots, where g is concave: a step of |curvature|'s size
-            curvature = 2 * dh * dh + 4 * abs(self.problem._A * h)
+            curvature = 2 * dh * dh + 4 * abs(p._A * h)
         return y - grad / curvature if curvature > 0 else y
 
     def _optimizer_step(self, y: float, optimizer: OptimizerFactory) -> _Step:
@@ -257,34 +424,19 @@ class QuadraticDescent(Solver):
         param = Parameter(torch.tensor([y], dtype=torch.float64))
         opt = optimizer([param])
 
-        def step(y: float, h: float, dh: float) -> float:
+        def step(p: ScaledQuadratic, y: float, h: float, dh: float) -> float:
             param.grad = torch.full_like(param.data, 2 * h * dh)
             opt.step()
             return param.data.item()
 
         return step
 
-    def _error(self, h: float, dh: float) -> float:
+    def _error(self, p: ScaledQuadratic, h: float, dh: float) -> float:
         """Newton's estimate |g'/g''| of the distance to the minimum of g (inf where g'' ≤ 0)."""
         if h == 0:
             return 0.0
-        curvature = self.problem.curvature(h, dh)
+        curvature = p.curvature(h, dh)
         return abs(2 * h * dh / curvature) if curvature > 0 else math.inf
-
-    def _rounding_of_D(self) -> float:
-        """Twice the first-order change in D = B² − 4AC from rounding A, B, C by ε/2 each."""
-        p = self.problem
-        return 2 * _EPS * float(p.B**2 + 4 * abs(p.A * p.C))
-
-    def _distinct(self, ends: tuple[float, ...]) -> list[float]:
-        """Finite ends in ascending order; two that one double root explains become their mean."""
-        ends = sorted(y for y in ends if math.isfinite(y))
-        if len(ends) == 2:
-            width = math.sqrt(self._rounding_of_D()) / float(abs(self.problem.A))  # √D/|A| at D = w
-            width += 6 * (self.tol * max(map(abs, ends)) + _ZERO)  # each within 3·tol
-            if ends[1] - ends[0] <= width:
-                return [(ends[0] + ends[1]) / 2]
-        return ends
 
 
 @nnrun.hookimpl

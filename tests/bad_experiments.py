@@ -71,7 +71,7 @@ WITH_LINE = {
         BASE + "lr = 0.1\n",
         "lr = 0.1",
         r"\[train\] unknown key 'lr'; \[train\] takes epochs, batch_size, probes, shuffle, "
-        r"early_stopping, grad_clip, log_every, checkpoint_every",
+        r"early_stopping, restore_best, grad_clip, log_every, checkpoint_every",
     ),
     # a misspelt required key is reported as the typo, not as the key that is then missing
     "misspelt required key": (

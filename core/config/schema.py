@@ -49,6 +49,7 @@ class ExperimentSection(Section):
     task: Literal["train", "solve"] = "train"
     device: str = "cpu"
     dtype: Literal["float32", "float64"] = "float32"
+    threads: int | None = Field(None, ge=1, description="torch threads; default: by model size")
     max_runs: int = Field(10_000, ge=1, description="the most runs a sweep may compose")
 
     @field_validator("name")
@@ -127,6 +128,7 @@ class TrainSection(Section):
     probes: list[float] = Field([], description="inputs whose prediction is logged every epoch")
     shuffle: bool = False
     early_stopping: int | None = Field(None, ge=1, description="patience in epochs")
+    restore_best: bool = Field(True, description="end on the best validation epoch's weights")
     grad_clip: float | None = Field(
         None, gt=0.0, allow_inf_nan=False, description="max global gradient norm"
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 import time
 import traceback
@@ -9,12 +11,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from nnrun.config.schema import RunConfig
+import torch
+
+from nnrun.config.schema import RunConfig, TrainSection
 from nnrun.errors import ConfigError
 from nnrun.experiment.assemble import make_data, make_model, make_solver, shuffle_generator
 from nnrun.experiment.reporting import Reporter, SilentReporter
 from nnrun.experiment.rundir import RunDirectory
-from nnrun.experiment.train import Trainer
+from nnrun.experiment.train import StopFlag, Trainer, TrainSettings
 from nnrun.factory import build
 from nnrun.registry import Registry
 
@@ -24,10 +28,14 @@ def execute_run(
 ) -> dict[str, Any]:
     """Run one run and return its summary entry; an exception marks it failed instead of escaping."""
     directory = RunDirectory(out)
+    threads, previous = run_threads(run), torch.get_num_threads()
+    torch.set_num_threads(threads)  # results are bit-identical for the same count, not across
     try:
         if run.experiment.task == "solve":
-            return _solve(run, directory, registry, reporter)
-        return _train(run, directory, registry, reporter, resume)
+            entry = _solve(run, directory, registry, reporter)
+        else:
+            entry = _train(run, directory, registry, reporter, resume)
+        return {**entry, "threads": threads}
     except ConfigError:
         raise  # bad input found only once the run started: report it as such (exit status 2)
     except Exception as error:
@@ -38,6 +46,8 @@ def execute_run(
             "status": "failed",
             "error": f"{type(error).__name__}: {error}",
         }
+    finally:
+        torch.set_num_threads(previous)
 
 
 def execute_run_in_worker(
@@ -66,8 +76,9 @@ def _train(
     optimizer = build(registry, "optimizers", run.optimizer, model.parameters())
     scheduler = build(registry, "schedulers", run.scheduler, optimizer) if run.scheduler else None
     loss = build(registry, "losses", run.loss)
+    settings = train_settings(run.train)
     trainer = Trainer(
-        model, loss, optimizer, scheduler, run.train, data.train, data.val, shuffle_generator(run)
+        model, loss, optimizer, scheduler, settings, data.train, data.val, shuffle_generator(run)
     )
     if resume:
         checkpoint = directory.load_last_checkpoint(run.name)
@@ -88,22 +99,52 @@ def _train(
     status = trainer.fit(on_epoch, lambda progress: reporter.progress(run, progress), checkpoint)
     checkpoint()
     history = [r for r in directory.read_metrics() if r.get("run") == run.name and "epoch" in r]
+    state = trainer.state
     entry: dict[str, Any] = {
         "name": run.name,
         "task": "train",
         "status": status,
-        "epochs": trainer.state.epoch,
+        "epochs": state.epoch,
         "seconds": round(sum(r.get("seconds") or 0.0 for r in history), 3),
     }
-    if status != "interrupted":
+    if status != "interrupted":  # the final weights: the best epoch's when restored
         entry["final_loss"] = _finite_or_none(trainer.evaluate(*data.train))
         if data.val is not None:
             entry["final_val_loss"] = _finite_or_none(trainer.evaluate(*data.val))
-    if history and "probes" in history[-1]:
-        entry["probes"] = history[-1]["probes"]
-    if trainer.state.stopped_early:
-        entry["stopped_early"] = True
+    if settings.early_stopping:
+        entry["stopped_early"] = state.stopped_early
+        entry["best_epoch"] = state.best_epoch
+        entry["restored_best"] = state.restored_best
+    final_epoch = state.best_epoch if state.restored_best else state.epoch
+    final = [r for r in history if r["epoch"] == final_epoch]
+    if final and "probes" in final[-1]:
+        entry["probes"] = final[-1]["probes"]
     return entry
+
+
+def train_settings(section: TrainSection) -> TrainSettings:
+    """The training loop's plain settings from the validated `[train]` table."""
+    values = {f.name: getattr(section, f.name) for f in dataclasses.fields(TrainSettings)}
+    return TrainSettings(**{**values, "probes": tuple(values["probes"])})
+
+
+#: Work per training step (batch size × parameters, the multiply-adds of one forward pass) below
+#: which one torch thread is used: measured with benchmarks/threads.py, where a second thread
+#: made steps of every size up to this one (the largest measured) 2-80x slower on a busy 2-core
+#: machine (README, Performance).
+ONE_THREAD_BELOW = 1_000_000_000
+_TORCH_THREADS = torch.get_num_threads()  # torch's own default, before any run changes it
+
+
+def run_threads(run: RunConfig) -> int:
+    """`[experiment] threads`, or the default: 1 for small networks, torch's default above."""
+    if run.experiment.threads is not None:
+        return run.experiment.threads
+    if run.experiment.task == "solve":
+        return 1
+    widths = run.model.layers
+    params = sum((fan_in + 1) * fan_out for fan_in, fan_out in itertools.pairwise(widths))
+    return 1 if run.train.batch_size * params < ONE_THREAD_BELOW else _TORCH_THREADS
 
 
 def _solve(
@@ -112,7 +153,7 @@ def _solve(
     solver, optimizer = make_solver(run, registry)
     reporter.run_started(run, 0, 0)
     started = time.perf_counter()
-    result = solver.solve(optimizer)
+    result = solver.solve(optimizer, should_stop=lambda: StopFlag.requested)
     seconds = time.perf_counter() - started
     for index, descent in enumerate(result.descents):
         directory.append_metrics(
@@ -124,19 +165,24 @@ def _solve(
                     "end": descent.end,
                     "iterations": descent.iterations,
                     "converged": descent.converged,
+                    "diverged": descent.diverged,
+                    "reason": descent.reason,
                     "residuals": descent.residuals,
                 }
             )
         )
-    return {
+    entry = {
         "name": run.name,
         "task": "solve",
-        "status": "ok",
-        "roots": result.roots,
+        "status": result.status,  # ok | diverged | interrupted
+        "roots": _finite(result.roots),  # verified roots only; [] and converged: no real roots
         "iterations": result.iterations,
         "converged": result.converged,
         "seconds": round(seconds, 3),
     }
+    if result.reasons:
+        entry["reason"] = "; ".join(result.reasons)
+    return entry
 
 
 def _finite_or_none(value: float) -> float | None:

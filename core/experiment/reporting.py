@@ -18,6 +18,7 @@ STATUS_STYLE = {
     "failed": "red",
     "interrupted": "magenta",
     "pending": "dim",
+    "not converged": "yellow",
 }
 
 
@@ -54,6 +55,20 @@ class Reporter:
 
 
 SilentReporter = Reporter
+
+
+class QuietReporter(Reporter):
+    """`-q` and `--json`: no progress and no epoch lines, but where the run directory is: kept in
+    `out` (for --json's `run_dir`) and, with `announce`, one line on stderr."""
+
+    def __init__(self, announce: bool):
+        self.announce = announce
+        self.out: Path | None = None
+
+    def experiment_started(self, experiment: Any, out: Path, skipped: int) -> None:
+        self.out = out
+        if self.announce:
+            print(f"nnrun: run directory: {out}", file=sys.stderr)
 
 
 class ConsoleReporter(Reporter):
@@ -204,9 +219,8 @@ def results_table(summary: dict[str, Any], title: str | None = None) -> Table:
             table.add_column(column, justify="right")
     table.add_column("time (s)", justify="right")
     for run in runs:
-        status = run["status"]
         # a run name is the user's text, not rich markup: "[baseline]" must show as written
-        row = [shown(run["name"]), f"[{STATUS_STYLE.get(status, '')}]{shown(status)}[/]"]
+        row = [shown(run["name"]), status_cell(run)]
         if train:
             is_train = run.get("task", "train") == "train"
             row.append(_num(run.get("final_loss")) if is_train else "")
@@ -215,7 +229,8 @@ def results_table(summary: dict[str, Any], title: str | None = None) -> Table:
             row.append(str(run.get("epochs", "")) if is_train else "")
         if solve:
             is_solve = run.get("task") == "solve"
-            roots = ", ".join(repr(r) for r in run.get("roots", [])) or "none"
+            roots = ", ".join(repr(r) for r in run.get("roots") or [])
+            roots = roots or ("none" if run.get("converged") else "-")  # none: no real roots
             row += [
                 roots if is_solve else "",
                 str(run.get("iterations", "")) if is_solve else "",
@@ -224,6 +239,21 @@ def results_table(summary: dict[str, Any], title: str | None = None) -> Table:
         row.append(_num(run.get("seconds"), 3) if run.get("seconds") is not None else "")
         table.add_row(*row)
     return table
+
+
+def status_cell(run: dict[str, Any]) -> str:
+    """The status, with what a reader needs to trust the numbers beside it: where early stopping
+    ended and which epoch's weights the final losses are from; a solve that found not every root."""
+    status = run["status"]
+    text = status
+    if status == "ok" and run.get("stopped_early"):
+        kept = "" if run.get("restored_best") else ", not restored"
+        text = f"ok (early stop @ {run.get('epochs')}, best {run.get('best_epoch')}{kept})"
+    elif status == "ok" and run.get("restored_best"):  # all epochs ran, an earlier one was best
+        text = f"ok (best {run.get('best_epoch')} of {run.get('epochs')})"
+    elif status == "ok" and run.get("task") == "solve" and not run.get("converged", True):
+        status = text = "not converged"
+    return f"[{STATUS_STYLE.get(status, '')}]{shown(text)}[/]"
 
 
 def _num(value: Any, digits: int = 6) -> str:

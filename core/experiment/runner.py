@@ -75,7 +75,7 @@ def _run_locked(
     resume: bool,
     reporter: Reporter,
 ) -> dict[str, Any]:
-    from nnrun.experiment.plotting import plot_run_directory
+    from nnrun.experiment.run_plots import plot_run_directory
 
     config = experiment.to_dict()
     if resume:

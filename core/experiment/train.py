@@ -1,8 +1,12 @@
 """The training loop: hand-written forward and backward, any optimizer, resumable mid-epoch.
 
 Everything the loop depends on (weights, optimizer and scheduler state, the shuffling generator,
-where in the epoch it stopped, the running loss) is in `state_dict()`, so a run interrupted and
-resumed produces bit-identical numbers on CPU to one that never stopped.
+where in the epoch it stopped, the running loss, the best weights so far) is in `state_dict()`, so
+a run interrupted and resumed produces bit-identical numbers on CPU to one that never stopped.
+
+Each epoch records two losses: `train_loss`, the loss of the weights at the epoch's end over the
+whole training set (what the results table's final train loss and loss.png show), and
+`mean_batch_loss`, the mean of the batch losses during the epoch, taken while the weights moved.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from typing import Any
 import torch
 
 from nnrun.components import Loss
-from nnrun.config.schema import TrainSection
 from nnrun.experiment.data import minibatches
 from nnrun.model import MLP
 from nnrun.optimizer import Optimizer
@@ -41,6 +44,20 @@ class Progress:
     loss: float
 
 
+@dataclass(frozen=True)
+class TrainSettings:
+    """What the loop needs from `[train]`, as plain values (execute.py builds it from the config)."""
+
+    epochs: int
+    batch_size: int = 32
+    probes: tuple[float, ...] = ()
+    shuffle: bool = False
+    early_stopping: int | None = None  # patience in epochs
+    restore_best: bool = True  # with early_stopping: end on the best validation epoch's weights
+    grad_clip: float | None = None
+    checkpoint_every: int | None = None
+
+
 @dataclass
 class TrainState:
     """Position in training plus the early-stopping bookkeeping."""
@@ -49,10 +66,12 @@ class TrainState:
     step: int = 0  # batches completed in the current epoch
     loss_sum: float = 0.0  # sum of this epoch's batch losses so far
     best_val: float = math.inf
+    best_epoch: int = 0  # the epoch of best_val (0: none yet)
     bad_epochs: int = 0
     epoch_seconds: float = 0.0
     status: str = "running"  # running | ok | diverged | interrupted
     stopped_early: bool = False
+    restored_best: bool = False  # the model holds best_epoch's weights, not the last epoch's
     order_generator: list[int] = field(
         default_factory=list
     )  # shuffle generator state at epoch start
@@ -65,7 +84,7 @@ class Trainer:
         loss: Loss,
         optimizer: Optimizer,
         scheduler: Scheduler | None,
-        settings: TrainSection,
+        settings: TrainSettings,
         train_data: tuple[torch.Tensor, torch.Tensor],
         val_data: tuple[torch.Tensor, torch.Tensor] | None,
         generator: torch.Generator,
@@ -81,6 +100,7 @@ class Trainer:
             :, None
         ]
         self.state = TrainState()
+        self.best_weights: list[torch.Tensor] | None = None  # the model at state.best_epoch
         self.steps_per_epoch = math.ceil(len(self.x) / settings.batch_size)
 
     def fit(
@@ -141,7 +161,16 @@ class Trainer:
                 return state.status
         if state.status == "running":
             state.status = "ok"
+        best = self.best_weights
+        if state.status == "ok" and settings.restore_best and best is not None:
+            self._restore(best)
         return state.status
+
+    def _restore(self, best: list[torch.Tensor]) -> None:
+        """End on the best validation epoch's weights (early stopping's `restore_best`)."""
+        if self.state.best_epoch != self.state.epoch:
+            self.model.load_state_dict(best)
+            self.state.restored_best = True
 
     def _epoch_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """This epoch's batches from where it stands. The shuffling generator's state at the
@@ -158,27 +187,35 @@ class Trainer:
         )
         return itertools.islice(epoch, self.state.step, None)
 
-    def _end_epoch(self, train_loss: float) -> dict[str, Any]:
+    def _end_epoch(self, mean_batch_loss: float) -> dict[str, Any]:
         state, settings = self.state, self.settings
         state.epoch += 1
-        record: dict[str, Any] = {"epoch": state.epoch, "train_loss": train_loss}
+        train_loss = self.evaluate(self.x, self.y)  # one forward pass over the training set
+        record: dict[str, Any] = {
+            "epoch": state.epoch,
+            "train_loss": train_loss,
+            "mean_batch_loss": mean_batch_loss,
+        }
         val_loss = self.evaluate(*self.val) if self.val is not None else None
         if val_loss is not None:
             record["val_loss"] = val_loss
         record["lr"] = self.optimizer.hyperparameters.get("lr")
         if len(self.probes):
             predictions = self.model.forward(self.probes)[:, 0].tolist()
-            record["probes"] = {f"{p:g}": v for p, v in zip(settings.probes, predictions)}
+            record["probes"] = {probe_key(p): v for p, v in zip(settings.probes, predictions)}
         record["seconds"] = state.epoch_seconds
         state.step, state.loss_sum, state.epoch_seconds = 0, 0.0, 0.0
-        if not math.isfinite(train_loss) or (val_loss is not None and not math.isfinite(val_loss)):
+        losses = (train_loss, mean_batch_loss, val_loss if val_loss is not None else 0.0)
+        if not all(map(math.isfinite, losses)):
             state.status = "diverged"
             return record
         if self.scheduler is not None:
             self.scheduler.step(val_loss if val_loss is not None else train_loss)
         if settings.early_stopping and val_loss is not None:
             if val_loss < state.best_val:
-                state.best_val, state.bad_epochs = val_loss, 0
+                state.best_val, state.best_epoch, state.bad_epochs = val_loss, state.epoch, 0
+                if settings.restore_best:
+                    self.best_weights = self.model.state_dict()
             else:
                 state.bad_epochs += 1
                 if state.bad_epochs >= settings.early_stopping:
@@ -196,6 +233,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "generator": self.generator.get_state(),
             "trainer": vars(self.state).copy(),
+            "best_model": self.best_weights,
         }
 
     def load_state_dict(self, checkpoint: dict[str, Any]) -> None:
@@ -205,8 +243,22 @@ class Trainer:
             self.scheduler.load_state_dict(checkpoint["scheduler"])
         self.generator.set_state(checkpoint["generator"])
         self.state = TrainState(**checkpoint["trainer"])
+        best = checkpoint.get("best_model")
+        params = self.model.parameters()
+        # on the model's device, whatever map_location the checkpoint was loaded with
+        self.best_weights = (
+            None
+            if best is None
+            else [w.to(p.data.device) for w, p in zip(best, params, strict=True)]
+        )
         if self.state.status == "interrupted":
             self.state.status = "running"
+
+
+def probe_key(probe: float) -> str:
+    """The key of a probe in the metrics: the shortest text that reads back as the same float, so
+    0.1 and 0.1000001 stay apart (`f"{p:g}"` printed both as 0.1)."""
+    return repr(float(probe))
 
 
 def clip_grad_norm(params: list, max_norm: float) -> float:

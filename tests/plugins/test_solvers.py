@@ -268,12 +268,14 @@ def test_optimizer_gets_one_float64_parameter_per_descent_and_its_gradient():
 
 def test_optimizer_that_brings_both_descents_to_one_root_is_not_converged():
     class JumpsRight(GradientDescent):
-        """Moves every start to the right of the vertex first (y ↦ |y| in the scaled variable)."""
+        """Moves the left start right of the vertex first (y ↦ 8 in the left root's scaled
+        variable, y = x/2⁻¹: x = 4)."""
 
         def step(self) -> None:
             if not self.state:
                 self.state[self.params[0]] = {"jumped": True}
-                self.params[0].data = self.params[0].data.abs()
+                if self.params[0].data.item() < 0:
+                    self.params[0].data = torch.full_like(self.params[0].data, 8.0)
             else:
                 super().step()
 
@@ -287,8 +289,11 @@ def test_double_root_with_adam_is_reported_honestly():
     result = QuadraticDescent(1.0, -2.0, 1.0, max_iter=500).solve(lambda p: Adam(p, lr=0.1))
     assert not result.converged  # first-order descent on g ∝ (x − 1)⁴ is far too slow for it
     assert [d.iterations for d in result.descents] == [500, 500]
-    left, right = result.roots  # still on their way, one from each side
+    assert result.roots == []  # where the descents stopped is not a root: none is reported
+    left, right = (d.end for d in result.descents)  # still on their way, one from each side
     assert 0.8 < left < 1.0 < right < 1.2
+    assert all("not within tol = 1e-12 of a root" in d.reason for d in result.descents)
+    assert result.status == "ok"  # slow, not diverged
 
 
 def test_lr_together_with_an_optimizer_is_a_config_error():
@@ -342,3 +347,101 @@ def test_registry_adam_drives_the_example():
     result = QuadraticDescent(**EXAMPLE).solve(lambda params: optimizers["adam"](params, lr=0.1))
     assert result.converged
     assert_roots(result.roots, EXAMPLE_ROOTS, rtol=1e-12)
+
+
+# --- the extremes, checked against correctly rounded exact roots -----------------------------
+
+
+def correctly_rounded_roots(a: float, b: float, c: float) -> list[float]:
+    """The float64 nearest each real root of the float coefficients (±inf beyond range), from the
+    cancellation-free formula at 80 digits: q = −(b + sign(b)·√D)/2, roots q/a and c/q."""
+    with localcontext() as context:
+        context.prec, context.Emax, context.Emin = 80, 10**6, -(10**6)
+        A, B, C = Decimal(a), Decimal(b), Decimal(c)
+        if A == 0:
+            return [float(-C / B)]
+        D = B * B - 4 * A * C
+        if D < 0:
+            return []
+        q = -(B + (1 if B >= 0 else -1) * D.sqrt()) / 2
+        return sorted({float(q / A), float(C / q) if q else 0.0})
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "c", "expected"),
+    [
+        (1.0, -1e300, 1.0, [1e-300, 1e300]),
+        (1.0, -1.7e308, 1.0, [1 / 1.7e308, 1.7e308]),  # the small root is subnormal
+        (1.0, -1e300, 1e-300, [0.0, 1e300]),  # 1e-600 rounds to 0, where f changes sign
+        (1e-300, 1.0, -1e-300, [-1e300, 1e-300]),
+        (-1.0, 1e-300, 1e-300, [-1e-150, 1e-150]),
+    ],
+)
+def test_extreme_roots_are_the_correctly_rounded_ones(a, b, c, expected):
+    result = QuadraticDescent(a, b, c).solve()
+    assert result.converged and result.status == "ok" and not result.reasons
+    assert result.roots == correctly_rounded_roots(a, b, c) == pytest.approx(expected, rel=1e-15)
+
+
+def test_a_root_beyond_float64s_range_is_left_out_and_said_why():
+    result = QuadraticDescent(1e-320, -6.0, 4.0).solve()  # roots 2/3 and 6e320
+    assert result.roots == [2 / 3] and not result.converged
+    assert result.reasons == ["the root near 6.00e+320 is beyond float64's range (±1.8e+308)"]
+    assert all(math.isfinite(d.end) and d.converged for d in result.descents)
+
+
+def test_the_vertex_is_not_reported_as_a_root():
+    result = QuadraticDescent(**EXAMPLE, starts=[3.0]).solve()  # g' = 0 at the vertex
+    assert result.roots == [] and not result.converged and result.status == "ok"
+    (reason,) = result.reasons
+    assert "stopped at 3, where |f(x)| = 5" in reason
+
+
+def test_a_diverging_descent_is_diverged_and_finds_no_root():
+    result = QuadraticDescent(**EXAMPLE, lr=0.1, starts=[-1000.0, 1000.0]).solve()
+    assert result.status == "diverged" and not result.converged and result.roots == []
+    assert all(d.diverged and "diverged" in d.reason for d in result.descents)
+
+
+def test_random_quadratics_of_any_magnitude_give_the_correctly_rounded_roots():
+    rng = random.Random(1)
+    for _ in range(300):
+        a, b, c = (rng.choice([-1, 1]) * 10 ** rng.uniform(-200, 200) for _ in range(3))
+        expected = correctly_rounded_roots(a, b, c)
+        result = QuadraticDescent(a, b, c).solve()
+        representable = [r for r in expected if math.isfinite(r)]
+        assert result.roots == representable, (a, b, c)
+        assert result.converged == (representable == expected), (a, b, c)
+
+
+def test_a_stop_request_interrupts_the_descent_at_the_next_iteration():
+    asked = []
+
+    def should_stop() -> bool:
+        asked.append(True)
+        return len(asked) > 5
+
+    result = QuadraticDescent(**EXAMPLE, lr=1e-6).solve(should_stop=should_stop)
+    assert result.status == "interrupted" and not result.converged and result.roots == []
+    assert result.iterations == 5 and len(asked) == 7  # the second descent stops at once
+
+
+def test_a_solve_stopped_by_a_signal_is_interrupted_in_the_summary(tmp_path, monkeypatch):
+    """execute_run hands the solver the signal handler's stop flag (set here as SIGINT would)."""
+    from nnrun.experiment.execute import execute_run
+    from nnrun.experiment.reporting import SilentReporter
+    from nnrun.experiment.rundir import RunDirectory
+    from nnrun.experiment.train import StopFlag
+
+    path = tmp_path / "roots.toml"
+    path.write_text(
+        '[experiment]\nname = "r"\ntask = "solve"\n'
+        '[solver]\nname = "quadratic_descent"\na = 1.0\nb = -6.0\nc = 4.0\n'
+    )
+    (run,) = nnrun.load_experiment(path).runs
+    monkeypatch.setattr(StopFlag, "requested", True)
+    registry = nnrun.load_registry()
+    out = RunDirectory.create(tmp_path / "out", force=False, resume=False).path
+    entry = execute_run(run, out, registry, SilentReporter(), resume=False)
+    assert entry["status"] == "interrupted" and entry["iterations"] == 0
+    assert entry["roots"] == [] and not entry["converged"]

@@ -85,20 +85,44 @@ def test_the_command_prints_per_epoch_lines_with_probes_on_stderr_when_not_a_ter
     records = metrics(tmp_path / "out")
     assert epoch_lines(result.stderr) == [expected_line(r) for r in records]
     assert epoch_lines(result.stdout) == []  # stdout holds the results table only
-    assert "f(1)=" in result.stderr and "tiny" in result.stdout
+    assert "f(1.0)=" in result.stderr and "tiny" in result.stdout
 
 
 def test_quiet_prints_no_per_epoch_lines(tmp_path):
     result = invoke(write(tmp_path, TINY), "--out", tmp_path / "out", "-q")
     assert result.exit_code == 0, result.output
-    assert epoch_lines(result.output) == [] and "f(1)=" not in result.output
+    assert epoch_lines(result.output) == [] and "f(1.0)=" not in result.output
     assert "tiny" in result.stdout  # but the results table
+    assert result.stderr == f"nnrun: run directory: {tmp_path / 'out'}\n"  # and where it is
+
+
+def test_the_table_the_last_epoch_line_and_loss_png_show_the_same_final_train_loss(tmp_path):
+    from nnrun.experiment.figures import loss_figure
+
+    result = invoke(write(tmp_path, TINY), "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    (entry,) = json.loads((tmp_path / "out" / "summary.json").read_text())["runs"]
+    history = metrics(tmp_path / "out")
+    shown = f"{entry['final_loss']:.6g}"
+    assert f"train_loss {shown} " in epoch_lines(result.stderr)[-1]
+    assert row(result.stdout, "tiny")[2] == shown  # the table's "final train loss" column
+    (train, *_) = loss_figure({"tiny": history}).axes[0].get_lines()
+    assert train.get_ydata()[-1] == entry["final_loss"] == history[-1]["train_loss"]
+
+
+def test_probes_that_print_alike_are_recorded_apart(tmp_path):
+    text = TINY.replace("probes = [1.0, -2.0]", "probes = [0.1, 0.1000001]")
+    result = invoke(write(tmp_path, text), "--out", tmp_path / "out", "--json")
+    assert result.exit_code == 0, result.output
+    (record, *_) = metrics(tmp_path / "out")
+    assert list(record["probes"]) == ["0.1", "0.1000001"]
 
 
 def test_json_prints_the_summary_and_nothing_else_on_stdout(tmp_path):
     result = invoke(write(tmp_path, TINY), "--out", tmp_path / "out", "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
+    assert summary.pop("run_dir") == str(tmp_path / "out")
     assert summary == json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["experiment"] == "tiny" and summary["runs"][0]["status"] == "ok"
     assert epoch_lines(result.output) == []
@@ -206,6 +230,49 @@ def test_results_table_has_train_and_solve_columns_for_a_mixed_summary():
     assert row(text, "fit") == ["fit", "ok", "0.0123457", "0.02", "7", "", "", "", "1.23"]
     assert row(text, "roots") == ["roots", "ok", "", "", "", "0.5, 2.0", "31", "True", "0.5"]
     assert row(text, "later") == ["later", "pending", "-", "-", "", "", "", "", ""]
+
+
+def test_the_table_says_where_early_stopping_ended_and_which_weights_it_kept():
+    common = {"task": "train", "status": "ok", "epochs": 23, "stopped_early": True}
+    summary = {
+        "experiment": "stops",
+        "runs": [
+            {"name": "kept", **common, "best_epoch": 13, "restored_best": True},
+            {"name": "last", **common, "best_epoch": 13, "restored_best": False},
+            {"name": "full", "task": "train", "status": "ok", "epochs": 30},
+            {
+                "name": "back",
+                **common,
+                "epochs": 30,
+                "stopped_early": False,
+                "best_epoch": 28,
+                "restored_best": True,
+            },
+        ],
+    }
+    text = render(results_table(summary))
+    assert row(text, "kept")[1] == "ok (early stop @ 23, best 13)"
+    assert row(text, "last")[1] == "ok (early stop @ 23, best 13, not restored)"
+    assert row(text, "full")[1] == "ok"
+    assert row(text, "back")[1] == "ok (best 28 of 30)"  # ran every epoch, ended on the 28th's
+
+
+def test_the_table_tells_no_real_roots_from_roots_not_found():
+    solve = {"task": "solve", "iterations": 9, "seconds": 0.1}
+    summary = {
+        "experiment": "roots",
+        "runs": [
+            {"name": "none", **solve, "status": "ok", "roots": [], "converged": True},
+            {"name": "lost", **solve, "status": "ok", "roots": [], "converged": False},
+            {"name": "away", **solve, "status": "diverged", "roots": [], "converged": False},
+            {"name": "half", **solve, "status": "ok", "roots": [0.5], "converged": False},
+        ],
+    }
+    text = render(results_table(summary))
+    assert row(text, "none")[1:3] == ["ok", "none"]
+    assert row(text, "lost")[1:3] == ["not converged", "-"]
+    assert row(text, "away")[1:3] == ["diverged", "-"]
+    assert row(text, "half")[1:3] == ["not converged", "0.5"]
 
 
 def test_an_early_stop_between_log_every_lines_still_shows_the_last_epoch():

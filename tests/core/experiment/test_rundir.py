@@ -286,7 +286,7 @@ def test_resume_on_a_finished_directory_reruns_nothing(finished):
     before = (out / "metrics.jsonl").read_bytes()
     result = invoke("resume", out, "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == summary
+    assert json.loads(result.stdout) == {**summary, "run_dir": str(out)}
     assert (out / "metrics.jsonl").read_bytes() == before
 
 

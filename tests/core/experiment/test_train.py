@@ -3,6 +3,7 @@ from torch autograd + torch.optim, clipping from torch.nn.utils, schedules from 
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import textwrap
@@ -11,9 +12,8 @@ import pytest
 import torch
 
 import nnrun
-from nnrun.config.schema import TrainSection
 from nnrun.experiment.assemble import make_data, make_model
-from nnrun.experiment.train import Trainer, clip_grad_norm
+from nnrun.experiment.train import Trainer, TrainSettings, clip_grad_norm
 from nnrun.model import MLP
 
 F64 = torch.float64
@@ -110,14 +110,16 @@ def torch_twin(run_config, registry):
     return net
 
 
-def test_epoch_train_loss_is_the_mean_batch_loss_of_the_same_training_in_torch(tmp_path, registry):
+def test_epoch_losses_match_the_same_training_in_torch(tmp_path, registry):
+    """train_loss: the epoch-end weights over the whole training set; mean_batch_loss: the mean of
+    the batch losses taken while the weights moved during the epoch."""
     experiment, summary, records = run(tmp_path, TINY)
     (config,) = experiment.runs
     x, y = make_data(config).train
     net = torch_twin(config, registry)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
     probes = torch.tensor([[1.0], [-0.5]], dtype=F64)
-    expected_losses, expected_probes = [], []
+    expected_batch_means, expected_losses, expected_probes = [], [], []
     for _ in range(3):
         batch_losses = []
         for start in range(0, len(x), 8):  # 20 samples: batches of 8, 8 and 4
@@ -126,20 +128,20 @@ def test_epoch_train_loss_is_the_mean_batch_loss_of_the_same_training_in_torch(t
             loss.backward()
             optimizer.step()
             batch_losses.append(loss.item())
-        expected_losses.append(sum(batch_losses) / len(batch_losses))
+        expected_batch_means.append(sum(batch_losses) / len(batch_losses))
         with torch.no_grad():
+            expected_losses.append(torch.nn.functional.mse_loss(net(x), y).item())
             expected_probes += net(probes)[:, 0].tolist()
 
     # 1e-10: nine float64 steps; the two backward passes differ only in summation order.
     assert [r["epoch"] for r in records] == [1, 2, 3]
     assert [r["train_loss"] for r in records] == pytest.approx(expected_losses, rel=1e-10)
-    assert [r["probes"][p] for r in records for p in ("1", "-0.5")] == pytest.approx(
+    assert [r["mean_batch_loss"] for r in records] == pytest.approx(expected_batch_means, rel=1e-10)
+    assert [r["probes"][p] for r in records for p in ("1.0", "-0.5")] == pytest.approx(
         expected_probes, rel=1e-10
     )
-    with torch.no_grad():
-        final = torch.nn.functional.mse_loss(net(x), y).item()
     (entry,) = summary["runs"]
-    assert entry["final_loss"] == pytest.approx(final, rel=1e-10)
+    assert entry["final_loss"] == records[-1]["train_loss"]  # one number, not two meanings
     assert entry["probes"] == records[-1]["probes"]
 
 
@@ -169,7 +171,7 @@ def trainer(registry, *, n=12, val=None, scheduler=None, loss=None, **settings):
         loss or registry.losses["mse"](),
         optimizer,
         scheduler(optimizer) if scheduler else None,
-        TrainSection(**{"epochs": 3, "batch_size": 4, **settings}),
+        TrainSettings(**{"epochs": 3, "batch_size": 4, **settings}),
         (x, torch.arange(n, dtype=F64)[:, None]),  # the target names the sample
         val,
         torch.Generator().manual_seed(0),
@@ -181,7 +183,8 @@ def epoch_orders(registry, seed=0, **settings):
 
     class Recording(registry.losses["mse"]):
         def forward(self, pred, target):
-            seen.append(target[:, 0].long())
+            if len(target) < 12:  # a batch, not the epoch-end loss over all 12 samples
+                seen.append(target[:, 0].long())
             return super().forward(pred, target)
 
     t = trainer(registry, loss=Recording(), **settings)
@@ -321,6 +324,59 @@ def test_early_stopping_on_a_flat_validation_loss_stops_after_patience_epochs(re
     assert t.state.epoch == 3 and t.state.stopped_early  # best at epoch 1, no better at 2 and 3
 
 
+def test_early_stopping_ends_on_the_best_validation_epochs_weights(tmp_path):
+    _, summary, records = run(tmp_path, PLATEAU, "train.early_stopping=3")
+    (entry,) = summary["runs"]
+    best = min(records, key=lambda r: r["val_loss"])
+    assert entry["stopped_early"] and entry["epochs"] == len(records) > best["epoch"]
+    assert entry["best_epoch"] == best["epoch"] and entry["restored_best"]
+    # the final losses are those of the restored weights: the best epoch's, not the last one's
+    assert entry["final_val_loss"] == best["val_loss"] != records[-1]["val_loss"]
+    assert entry["final_loss"] == best["train_loss"]
+    checkpoint = torch.load(tmp_path / "out" / "checkpoints" / "plateau" / "last")
+    assert checkpoint["best_model"] is not None
+    assert all(torch.equal(a, b) for a, b in zip(checkpoint["model"], checkpoint["best_model"]))
+
+
+def test_restore_best_false_keeps_the_last_epochs_weights(tmp_path):
+    _, summary, records = run(
+        tmp_path, PLATEAU, "train.early_stopping=3", "train.restore_best=false"
+    )
+    (entry,) = summary["runs"]
+    assert entry["stopped_early"] and not entry["restored_best"]
+    assert entry["final_val_loss"] == records[-1]["val_loss"]
+
+
+def test_a_resumed_run_still_restores_the_best_weights_seen_before_the_checkpoint(registry):
+    """Best at epoch 2, checkpoint at epoch 3, stopped at epoch 4: the resumed trainer must still
+    know epoch 2's weights, which only the checkpoint carries."""
+    x = torch.linspace(0, 1, 4, dtype=F64)[:, None]
+
+    def moving():
+        t = trainer(registry, val=(x, -x), epochs=10, early_stopping=2, checkpoint_every=3)
+        t.optimizer = registry.optimizers["sgd"](t.model.parameters(), lr=0.5)
+        return t
+
+    straight, saved = moving(), []
+    assert straight.fit(on_checkpoint=lambda: saved.append(_saved(straight.state_dict()))) == "ok"
+    assert straight.state.restored_best and straight.state.best_epoch < 3 < straight.state.epoch
+    resumed = moving()
+    resumed.load_state_dict(torch.load(saved[0]))
+    assert resumed.state.epoch == 3
+    assert resumed.fit() == "ok" and resumed.state.best_epoch == straight.state.best_epoch
+    assert all(
+        torch.equal(a, b) for a, b in zip(resumed.model.state_dict(), straight.model.state_dict())
+    )
+
+
+def _saved(state: dict) -> io.BytesIO:
+    """Through torch.save and back, as a checkpoint file would be."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return buffer
+
+
 def test_early_stopping_without_a_validation_split_is_a_config_error(tmp_path):
     path = tmp_path / "experiment.toml"
     path.write_text(textwrap.dedent(TINY) + "early_stopping = 2\n")
@@ -416,3 +472,67 @@ def test_every_train_feature_runs_on_cuda(tmp_path):
     assert [r["lr"] for r in records] == pytest.approx([0.05, 0.05, 0.025, 0.025])
     checkpoint = torch.load(tmp_path / "out" / "checkpoints" / "tiny" / "last", map_location="cpu")
     assert checkpoint["trainer"]["epoch"] == 4
+
+
+# ------------------------------------------------------------------------------------------------
+# threads
+
+
+def test_a_small_network_trains_on_one_thread_by_default_and_the_entry_says_so(tmp_path):
+    _, summary, _ = run(tmp_path, TINY)
+    assert summary["runs"][0]["threads"] == 1
+
+
+def test_experiment_threads_is_used_for_the_run_and_undone_after_it(tmp_path):
+    before = torch.get_num_threads()
+    _, summary, _ = run(tmp_path, TINY, "experiment.threads=2")
+    assert summary["runs"][0]["threads"] == 2
+    assert torch.get_num_threads() == before
+
+
+def test_a_large_network_gets_torchs_default_thread_count(tmp_path):
+    from nnrun.experiment import execute
+
+    (small,) = load(tmp_path, TINY).runs
+    (large,) = load(tmp_path, TINY, "model.layers=[1, 2000, 2000, 1]", "train.batch_size=1024").runs
+    assert execute.run_threads(small) == 1
+    assert execute.run_threads(large) == execute._TORCH_THREADS
+
+
+def test_threads_must_be_a_positive_integer(tmp_path):
+    with pytest.raises(nnrun.ConfigError, match="threads"):
+        load(tmp_path, TINY, "experiment.threads=0")
+
+
+@CUDA
+def test_a_cuda_run_keeps_every_tensor_on_the_device_through_a_checkpoint(tmp_path):
+    """Weights, optimizer state and the best weights stay on cuda while training, and come back
+    there from a checkpoint loaded onto the CPU (as `torch.load(map_location="cpu")` gives it)."""
+    text = TINY.replace('"sgd"', '"adam"').replace("momentum = 0.9", "") + "early_stopping = 5\n"
+    (config,) = load(tmp_path, text, "data.split.val=0.25", "experiment.device=cuda").runs
+    registry = nnrun.load_registry()
+
+    def make():
+        from nnrun.config.components import build
+        from nnrun.experiment.execute import train_settings
+
+        data, model = make_data(config), make_model(config, registry)
+        optimizer = build(registry, "optimizers", config.optimizer, model.parameters())
+        loss = build(registry, "losses", config.loss)
+        settings = train_settings(config.train)
+        return Trainer(
+            model, loss, optimizer, None, settings, data.train, data.val, torch.Generator()
+        )
+
+    def devices(t):
+        tensors = [*t.model.state_dict(), *(t.best_weights or [])]
+        tensors += [v for s in t.optimizer.state.values() for v in s.values() if torch.is_tensor(v)]
+        return {v.device.type for v in tensors if v.dim() > 0}
+
+    first = make()
+    first.fit()
+    assert devices(first) == {"cuda"}
+    checkpoint = torch.load(_saved(first.state_dict()), map_location="cpu")
+    second = make()
+    second.load_state_dict(checkpoint)
+    assert devices(second) == {"cuda"}

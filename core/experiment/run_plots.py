@@ -16,7 +16,7 @@ from nnrun.solver import Descent
 
 
 def plot_run_directory(path: Path, experiment: Experiment, registry: Registry) -> list[Path]:
-    from nnrun.experiment.plots import plot_descent, plot_losses
+    from nnrun.experiment.figures import plot_descent, plot_losses
 
     directory = RunDirectory(path)
     records = directory.read_metrics()
@@ -43,6 +43,8 @@ def plot_run_directory(path: Path, experiment: Experiment, registry: Registry) -
                     m["iterations"],
                     m["converged"],
                     [math.nan if r is None else r for r in m["residuals"]],
+                    m.get("reason"),
+                    m.get("diverged", False),
                 )
                 for m in found
             ]
@@ -55,7 +57,7 @@ def _plot_fit(directory: RunDirectory, runs: list[Any], registry: Registry) -> P
     """Data, target and each run's final prediction, for the runs that share the first run's data."""
     from nnrun.config.expr import compile_expression
     from nnrun.experiment.assemble import make_data, make_model
-    from nnrun.experiment.plots import plot_fit
+    from nnrun.experiment.figures import plot_fit
 
     first = runs[0]
     data = make_data(first)

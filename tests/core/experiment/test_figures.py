@@ -8,7 +8,7 @@ import matplotlib.image
 import pytest
 import torch
 
-from nnrun.experiment import plots
+from nnrun.experiment import figures
 from nnrun.experiment.safefiles import RunDirectoryError
 from nnrun.solver import Descent
 
@@ -38,13 +38,13 @@ def test_plot_losses_writes_a_png(tmp_path):
         "adam": history([1.0, 0.5, 0.2, 0.1], [1.1, 0.6, 0.3, 0.2]),
         "sgd": history([1.0, 0.9, 0.8, 0.7]),
     }
-    path = plots.plot_losses(runs, tmp_path / "losses.png")
+    path = figures.plot_losses(runs, tmp_path / "losses.png")
     assert path == tmp_path / "losses.png"
     assert_png(path)
 
 
 def test_train_is_solid_and_val_dashed_in_the_same_colour():
-    fig = plots.loss_figure({"a": history([1.0, 0.5], [1.2, 0.7]), "b": history([2.0, 1.0])})
+    fig = figures.loss_figure({"a": history([1.0, 0.5], [1.2, 0.7]), "b": history([2.0, 1.0])})
     ax = fig.axes[0]
     lines = {line.get_label(): line for line in ax.get_lines()}
     assert set(lines) == {"a train", "a val", "b train"}  # no val line when there is no val loss
@@ -58,21 +58,21 @@ def test_train_is_solid_and_val_dashed_in_the_same_colour():
 
 def test_losses_a_log_axis_cannot_show_are_left_out_and_counted(tmp_path):
     runs = {"diverged": history([1.0, 0.0, NAN, -1.0, INF, 0.5], [0.9, None, 0.8, 0.0, 0.7, 0.6])}
-    ax = plots.loss_figure(runs).axes[0]
+    ax = figures.loss_figure(runs).axes[0]
     train, val = ax.get_lines()
     assert list(train.get_xdata()) == [0, 5] and list(train.get_ydata()) == [1.0, 0.5]
-    assert train.get_label() == "diverged train (4 values ≤ 0 or non-finite not shown)"
+    assert train.get_label() == "diverged train (4 values ≤ 0, > 1e250 or non-finite not shown)"
     assert (
-        val.get_label() == "diverged val (1 value ≤ 0 or non-finite not shown)"
+        val.get_label() == "diverged val (1 value ≤ 0, > 1e250 or non-finite not shown)"
     )  # None is no value
     assert ax.get_yscale() == "log"
-    assert_png(plots.plot_losses(runs, tmp_path / "losses.png"))
+    assert_png(figures.plot_losses(runs, tmp_path / "losses.png"))
 
 
 def test_losses_without_a_positive_value_use_a_linear_axis(tmp_path):
     runs = {"zero": history([0.0, 0.0]), "nan": history([NAN])}
-    assert plots.loss_figure(runs).axes[0].get_yscale() == "linear"
-    path = plots.plot_losses(runs, tmp_path / "losses.png")
+    assert figures.loss_figure(runs).axes[0].get_yscale() == "linear"
+    path = figures.plot_losses(runs, tmp_path / "losses.png")
     assert matplotlib.image.imread(path).shape == (500, 800, 4)
 
 
@@ -81,10 +81,10 @@ def test_plot_fit_draws_data_target_and_sorted_predictions(tmp_path):
     x = torch.rand(200, 1, generator=g) * 4 - 2
     y = torch.sin(x) + 0.1 * torch.randn(200, 1, generator=g)
     predictions = {"good": (x, 0.9 * torch.sin(x)), "diverged": (x[:20], 1e6 * x[:20])}
-    path = plots.plot_fit(x, y, torch.sin, predictions, tmp_path / "sub" / "fit.png")
+    path = figures.plot_fit(x, y, torch.sin, predictions, tmp_path / "sub" / "fit.png")
     assert_png(path)
 
-    ax = plots.fit_figure(x, y, torch.sin, predictions).axes[0]
+    ax = figures.fit_figure(x, y, torch.sin, predictions).axes[0]
     lines = {line.get_label(): line for line in ax.get_lines()}
     assert set(lines) == {"target", "good", "diverged"}
     grid, target = lines["target"].get_xdata(), lines["target"].get_ydata()
@@ -100,7 +100,7 @@ def test_plot_fit_draws_data_target_and_sorted_predictions(tmp_path):
 
 def test_plot_fit_accepts_no_target_and_float64_data(tmp_path):
     x = torch.linspace(0, 1, 50, dtype=torch.float64).unsqueeze(1)
-    assert_png(plots.plot_fit(x, x**2, None, {"run": (x, x)}, tmp_path / "fit.png"))
+    assert_png(figures.plot_fit(x, x**2, None, {"run": (x, x)}, tmp_path / "fit.png"))
 
 
 def test_plot_descent_draws_a_line_per_run_and_start(tmp_path):
@@ -113,9 +113,9 @@ def test_plot_descent_draws_a_line_per_run_and_start(tmp_path):
         ],
         "gd": [Descent(start=0.5, end=2.0, iterations=1, converged=True, residuals=[1e-9])],
     }
-    assert_png(plots.plot_descent(descents, tmp_path / "descent.png"))
+    assert_png(figures.plot_descent(descents, tmp_path / "descent.png"))
 
-    ax = plots.descent_figure(descents).axes[0]
+    ax = figures.descent_figure(descents).axes[0]
     labelled = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
     assert [line.get_label().split(" → ")[0] for line in labelled] == [
         "newton: x₀ = 1",
@@ -124,20 +124,30 @@ def test_plot_descent_draws_a_line_per_run_and_start(tmp_path):
     ]
     assert "not converged" in labelled[1].get_label()
     assert list(labelled[0].get_ydata()) == [3, 1, 0.1, 1e-4]  # the exact zero is left out
+
+
+def test_a_diverged_descent_read_back_from_json_draws_and_says_diverged(tmp_path):
+    """metrics.jsonl keeps a non-finite end as null: the label must not format None."""
+    descent = Descent(start=-1000.0, end=None, iterations=4, converged=False, diverged=True)
+    descent.residuals = [1e-17, 1e6, 1e249, 1e305, NAN]  # on its way to overflow
+    ax = figures.descent_figure({"lr=0.1": [descent]}).axes[0]
+    (line,) = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+    assert line.get_label().startswith("lr=0.1: x₀ = -1000 → ±inf, diverged")
+    assert_png(figures.plot_descent({"lr=0.1": [descent]}, tmp_path / "descent.png"))
     assert ax.get_yscale() == "log" and ax.get_xlabel() == "iteration"
 
 
 def test_a_failed_save_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
     path = tmp_path / "losses.png"
     path.write_bytes(b"old")
-    fig = plots.loss_figure({"a": history([1.0, 0.5])})
+    fig = figures.loss_figure({"a": history([1.0, 0.5])})
 
     def fail(*args, **kwargs):
         raise OSError("disk full")
 
     monkeypatch.setattr(fig, "savefig", fail)
     with pytest.raises(RunDirectoryError, match=r"losses\.png: cannot write it: disk full"):
-        plots.save_figure(fig, path)
+        figures.save_figure(fig, path)
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["losses.png"]
 
@@ -147,10 +157,10 @@ def test_a_sweeps_many_runs_get_distinct_colours_and_a_legend_beside_the_axes():
         f"run{i}": [{"epoch": 1, "train_loss": 1.0 + i}, {"epoch": 2, "train_loss": 0.5}]
         for i in range(12)
     }
-    fig = plots.loss_figure(histories)
+    fig = figures.loss_figure(histories)
     (ax,) = fig.axes
     colours = [line.get_color() for line in ax.get_lines()]
     assert len(set(colours)) == 12
     legend = ax.get_legend()
     assert legend.get_bbox_to_anchor().x0 > ax.get_window_extent().x1  # right of the axes
-    assert fig.get_size_inches()[0] > plots.SIZE[0]
+    assert fig.get_size_inches()[0] > figures.SIZE[0]

@@ -28,6 +28,8 @@ _COLORS = [
     "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
     "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
 ]  # fmt: skip
+#: The largest value drawn on a log axis.
+_LARGEST = 1e250
 #: Beyond this many legend entries the legend moves outside the axes, right of the plot.
 _LEGEND_INSIDE = 8
 
@@ -88,8 +90,8 @@ def descent_figure(descents: Mapping[str, Sequence[Descent]]) -> Figure:
     for i, (run, descent) in enumerate(every):
         color = _COLORS[i % len(_COLORS)]
         steps = range(1, len(descent.residuals) + 1)
-        mark = "" if descent.converged else ", not converged"
-        label = f"{run}: x₀ = {descent.start:g} → {descent.end:.6g}{mark}"
+        mark = "" if descent.converged else ", diverged" if descent.diverged else ", not converged"
+        label = f"{run}: x₀ = {_number(descent.start, 'g')} → {_number(descent.end, '.6g')}{mark}"
         points = _line(ax, steps, descent.residuals, label, color=color)
         if points:
             marker = "o" if descent.converged else "x"
@@ -137,12 +139,15 @@ def _axes(title: str, xlabel: str, ylabel: str) -> tuple[Figure, Axes]:
 def _line(
     ax: Axes, xs: Iterable[float], values: Iterable[float | None], label: str, **style: Any
 ) -> list[tuple[float, float]]:
-    """Plot, joined, the points a log axis can show; the label counts the others. None is no value."""
+    """Plot, joined, the points a log axis can show; the label counts the others. None is no value.
+
+    Above `_LARGEST` (a descent on its way to overflow) matplotlib's log ticks overflow, so such
+    values are counted, not drawn."""
     given = [(x, v) for x, v in zip(xs, values) if v is not None]
-    points = [(x, float(v)) for x, v in given if math.isfinite(v) and v > 0]
+    points = [(x, float(v)) for x, v in given if math.isfinite(v) and 0 < v <= _LARGEST]
     if len(points) < len(given):
         hidden = len(given) - len(points)
-        label += f" ({hidden} value{'s' * (hidden != 1)} ≤ 0 or non-finite not shown)"
+        label += f" ({hidden} value{'s' * (hidden != 1)} ≤ 0, > 1e250 or non-finite not shown)"
     if len(points) < 2:
         style.setdefault("marker", "o")  # a lone point draws no line
     ax.plot([x for x, _ in points], [v for _, v in points], label=label, **style)
@@ -154,6 +159,10 @@ def _finish(ax: Axes) -> None:
     if any(len(line.get_xdata()) for line in ax.get_lines()):
         ax.set_yscale("log")
         ax.set_ylabel(f"{ax.get_ylabel()} (log scale)")
+        shown = [y for line in ax.get_lines() for y in line.get_ydata()]
+        # whole decades, at most a few hundred: matplotlib's log ticks overflow beyond 1e308
+        low, high = math.floor(math.log10(min(shown))), math.ceil(math.log10(max(shown)))
+        ax.set_ylim(10.0**low, 10.0 ** max(high, low + 1))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if ax.get_lines():
         _legend(ax)
@@ -168,6 +177,11 @@ def _legend(ax: Axes) -> None:
         return
     ax.figure.set_size_inches(SIZE[0] + 4, max(SIZE[1], 0.2 * entries))  # the layout makes room
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", borderaxespad=0)
+
+
+def _number(value: float | None, spec: str) -> str:
+    """A start or end for a label; None is what JSON keeps of a non-finite one (a diverged end)."""
+    return "±inf" if value is None else format(value, spec)
 
 
 def _flat(t: torch.Tensor) -> list[float]:

@@ -1,0 +1,91 @@
+"""Every experiment in examples/ runs through the CLI, shortened where it would take long, and
+leaves its plots and strictly valid JSON (no NaN or Infinity) behind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from nnrun.cli import main
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+#: What shortens each example to a second or two; a new example must be added here.
+SHORTEN = {
+    "x_squared.toml": ["-o", "data.n=200", "-o", "train.epochs=2"],
+    "optimizer_sweep.toml": ["-o", "data.n=64", "-o", "train.epochs=1"],
+    "roots.toml": [],
+    "roots_lr_sweep.toml": ["-o", "solver.max_iter=1000"],
+}
+PLOTS = {"train": ["loss.png", "fit.png"], "solve": ["descent.png"]}
+
+
+def strict(text: str):
+    """json.loads that refuses NaN and ±Infinity, which are not JSON."""
+
+    def refuse(constant: str):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def run(name: str, out, *extra: str):
+    args = [str(EXAMPLES / name), "--out", str(out), "--json", *SHORTEN[name], *extra]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return strict(result.stdout)
+
+
+def test_every_example_is_listed_here():
+    assert sorted(p.name for p in EXAMPLES.glob("*.toml")) == sorted(SHORTEN)
+
+
+#: Twelve runs, even shortened: 1 s on a quiet machine, 10 s on a busy one.
+SLOW = {"optimizer_sweep.toml"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=[pytest.mark.slow] if n in SLOW else []) for n in sorted(SHORTEN)],
+)
+def test_example_runs_and_draws_its_plots(name, tmp_path):
+    summary = run(name, tmp_path / "out")
+    tasks = {r["task"] for r in summary["runs"]}
+    for task in tasks:
+        for plot in PLOTS[task]:
+            assert (tmp_path / "out" / plot).stat().st_size > 0, plot
+    strict((tmp_path / "out" / "summary.json").read_text())
+    for line in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines():
+        strict(line)
+    assert all(r["status"] in ("ok", "diverged") for r in summary["runs"])
+
+
+def test_roots_lr_sweep_tells_diverged_descents_from_found_roots(tmp_path):
+    summary = run("roots_lr_sweep.toml", tmp_path / "out")
+    runs = {r["name"]: r for r in summary["runs"]}
+    far = [r for name, r in runs.items() if "starts=[-1000,1000]" in name and "lr=" in name]
+    assert far and all(r["status"] == "diverged" for r in far)
+    assert all(r["roots"] == [] and not r["converged"] and "diverged" in r["reason"] for r in far)
+    found = runs["curvature,starts=[-1000,1000]"]
+    assert found["status"] == "ok" and found["converged"]
+    assert found["roots"] == [0.7639320225002103, 5.23606797749979]
+    # max_iter = 1000 is too few for lr = 0.005: not converged, and so not "no roots"
+    slow = runs["lr=0.005,starts=[2,4]"]
+    assert slow["status"] == "ok" and not slow["converged"] and "not within tol" in slow["reason"]
+
+
+def test_the_seed_example_shortened_still_learns(tmp_path):
+    """The full seed example (20 epochs of 2000 batches of one, four optimizers) is the slow test
+    in tests/core/test_cli.py; this one checks the same run in a few seconds."""
+    summary = run("x_squared.toml", tmp_path / "out", "-o", "data.n=300", "-o", "train.epochs=3")
+    records = [
+        strict(line) for line in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()
+    ]
+    for entry in summary["runs"]:
+        history = [r for r in records if r["run"] == entry["name"]]
+        assert [r["epoch"] for r in history] == [1, 2, 3]
+        assert entry["final_loss"] == history[-1]["train_loss"] < history[0]["train_loss"]
+        assert set(entry["probes"]) == {"1.0", "2.0", "-1.0", "-2.0"}
