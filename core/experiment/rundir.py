@@ -356,10 +356,11 @@ class RunDirectory:
     # metrics and summary ----------------------------------------------------------------------
     def append_metrics(self, record: dict[str, Any]) -> None:
         """One JSON object per line, flushed and synced at once: a crash loses at most one epoch."""
-        self._append(METRICS, json.dumps(record, allow_nan=True) + "\n")
+        self._append(METRICS, json.dumps(record, allow_nan=False) + "\n")
 
     def rewrite_metrics(self, records: list[dict[str, Any]]) -> None:
-        data = "".join(json.dumps(record) + "\n" for record in records).encode("utf-8")
+        text = "".join(json.dumps(record, allow_nan=False) + "\n" for record in records)
+        data = text.encode("utf-8")
         write_atomic(self.file(METRICS), lambda stream: stream.write(data))
 
     def log_failure(self, run: str, text: str) -> None:
@@ -395,7 +396,7 @@ class RunDirectory:
         return records, bool(lines[-1].strip())
 
     def write_json(self, name: str, data: Any) -> None:
-        text = (json.dumps(data, indent=2, allow_nan=True) + "\n").encode("utf-8")
+        text = (json.dumps(data, indent=2, allow_nan=False) + "\n").encode("utf-8")
         write_atomic(self.file(name), lambda stream: stream.write(text))
 
     def read_summary(self) -> dict[str, Any]:

@@ -297,3 +297,18 @@ def test_resume_on_a_directory_that_is_not_a_run_directory_exits_2(tmp_path, con
     result = invoke("resume", tmp_path)
     assert result.exit_code == 2
     assert "not an nnrun run directory" in result.stderr and "Traceback" not in result.output
+
+
+def test_the_run_directory_writes_strict_json_and_refuses_a_non_finite_number(tmp_path):
+    """JSON has no NaN or infinity: a value that slipped through unconverted is a bug to surface,
+    never `Infinity` in summary.json (which strict parsers reject)."""
+    from nnrun.experiment.rundir import RunDirectory
+
+    directory = RunDirectory(tmp_path)
+    for write in (
+        lambda: directory.write_json("summary.json", {"runs": [], "x": float("inf")}),
+        lambda: directory.append_metrics({"run": "a", "loss": float("nan")}),
+        lambda: directory.rewrite_metrics([{"run": "a", "loss": float("-inf")}]),
+    ):
+        with pytest.raises(ValueError, match="JSON compliant"):
+            write()
