@@ -315,7 +315,7 @@ def test_a_run_that_raises_leaves_its_traceback_in_failures_log(tmp_path, monkey
 # --jobs workers: they stop with their parent, and die with it
 
 
-JOBS_EPOCHS = 25
+JOBS_EPOCHS = 120
 JOBS = (
     SLOW.replace("epochs = 12", f"epochs = {JOBS_EPOCHS}")
     .replace("n = 400", "n = 100")
