@@ -173,10 +173,14 @@ def test_anything_a_plugin_raises_fails_only_that_plugin(install_plugin, where, 
 def test_a_real_ctrl_c_while_a_plugin_loads_still_interrupts_nnrun(install_plugin):
     source = "import signal\nsignal.raise_signal(signal.SIGINT)\n"
     install_plugin("nnrun-slow", {"nnrun_slow": source}, {"slow": "nnrun_slow"})
-    before = signal.getsignal(signal.SIGINT)
-    with pytest.raises(KeyboardInterrupt):
-        nnrun.load_registry()
-    assert signal.getsignal(signal.SIGINT) is before  # the handler is put back
+    # Python's own Ctrl-C handler, whatever the test runner installed (mutmut installs its own)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            nnrun.load_registry()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_what_a_plugin_prints_goes_to_stderr_not_stdout(install_plugin, capsys):
