@@ -152,9 +152,11 @@ def run_command(
     as_json: bool,
 ) -> None:
     """Run the experiment in FILE."""
-    if resume and out is None:
-        raise click.UsageError("--resume needs --out DIR (the run directory to continue)")
-    seed = _saved_seed(out) if resume else None
+    seed = None
+    if resume:
+        if out is None:
+            raise click.UsageError("--resume needs --out DIR (the run directory to continue)")
+        seed = _saved_seed(out)
     _run(
         file,
         overrides,

@@ -47,7 +47,7 @@ class Hyperparameter:
         return self.name if self.required else f"{self.name}={self.default!r}"
 
 
-def hyperparameters(cls: type, kind: str) -> list[Hyperparameter]:
+def hyperparameters(cls: type[Any], kind: str) -> list[Hyperparameter]:
     """The keyword hyperparameters of `cls(...)`, in signature order."""
     signature = inspect.signature(cls.__init__)
     try:
@@ -86,7 +86,7 @@ def _builds(annotation: Any) -> str | None:
     return None
 
 
-def accepts_any_keyword(cls: type) -> bool:
+def accepts_any_keyword(cls: type[Any]) -> bool:
     if cls.__init__ is object.__init__:  # no constructor of its own: takes nothing
         return False
     return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values())

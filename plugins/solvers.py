@@ -55,7 +55,8 @@ class ScaledQuadratic:
         s = Fraction(2) ** k
         terms = (Fraction(a) * s * s, Fraction(b) * s, Fraction(c))
         K = max(map(abs, terms))
-        return cls(*(t / K for t in terms), k, K)
+        A, B, C = (t / K for t in terms)
+        return cls(A, B, C, k, K)
 
     def h(self, y: float) -> tuple[float, float]:
         """h(y) and h'(y) = 2A·y + B, each computed exactly and rounded once."""

@@ -230,14 +230,18 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
 
 def _apply(op: Callable, *args: _Node) -> _Node:
     """`op` over constants runs now, on float64 CPU tensors; over anything with x, it runs per call."""
-    if all(isinstance(a, float) for a in args):
-        return float(op(*(torch.tensor(a, dtype=torch.float64) for a in args)))
     if len(args) == 1:
         (f,) = args
-        return lambda x: op(f(x))
+        return _fold(op, f) if isinstance(f, float) else lambda x: op(f(x))
     left, right = args
     if isinstance(left, float):
+        if isinstance(right, float):
+            return _fold(op, left, right)
         return lambda x: op(left, right(x))
     if isinstance(right, float):
         return lambda x: op(left(x), right)
     return lambda x: op(left(x), right(x))
+
+
+def _fold(op: Callable, *constants: float) -> float:
+    return float(op(*(torch.tensor(c, dtype=torch.float64) for c in constants)))

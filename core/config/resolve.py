@@ -24,14 +24,14 @@ MAX_NESTING = 8
 
 def component_slots(run: RunConfig) -> list[tuple[str, str, ComponentSpec | None]]:
     """(kind, where, spec) for every component the run uses; `where` reads like "[model] init"."""
-    out = []
+    out: list[tuple[str, str, ComponentSpec | None]] = []
     for kind, path in COMPONENT_SLOTS:
         spec: object = run
         for part in path:
             spec = getattr(spec, part, None) if spec is not None else None
         if path == ("loss",) and run.experiment.task != "train":
             spec = None
-        out.append((kind, _where(path), spec))
+        out.append((kind, _where(path), spec if isinstance(spec, ComponentSpec) else None))
     return out
 
 

@@ -185,6 +185,7 @@ class RunConfig(Section):
                 raise ValueError(f"a train experiment needs {', '.join(missing)}")
             if self.solver is not None:
                 raise ValueError("[solver] is only used when [experiment] task = 'solve'")
+            assert self.train is not None and self.data is not None  # none is missing (above)
             if self.train.early_stopping and self.data.split.val <= 0:
                 raise ValueError(
                     "[train] early_stopping watches the validation loss: "

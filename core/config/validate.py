@@ -8,6 +8,7 @@ import typing
 from typing import Any
 
 import pydantic
+from pydantic_core import ErrorDetails
 
 from nnrun.config.compose import line_of
 from nnrun.config.schema import ComponentSpec, RunConfig
@@ -30,7 +31,7 @@ def validate_run(
         return None, [(_line(text, _loc(e), name), describe(e)) for e in telling(error.errors())]
 
 
-def telling(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def telling(errors: list[ErrorDetails]) -> list[ErrorDetails]:
     """The errors worth reporting, unknown keys first: a typo'd key explains the "missing" error
     it causes in the same table, so that one is left out."""
     rank = {"extra_forbidden": 0, "missing": 2}
@@ -39,7 +40,7 @@ def telling(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(kept, key=lambda e: rank.get(e["type"], 1))
 
 
-def _loc(error: dict[str, Any]) -> list[str]:
+def _loc(error: ErrorDetails) -> list[str]:
     return [str(part) for part in error["loc"] if not isinstance(part, int)]
 
 
@@ -54,7 +55,7 @@ def line_for(text: str, loc: tuple[str, ...] | list[str], run: str = "") -> str:
     return ""
 
 
-def describe(error: dict[str, Any]) -> str:
+def describe(error: ErrorDetails) -> str:
     """One pydantic error as "[table] key = value: what was expected"."""
     loc = _loc(error)
     message = error["msg"].removeprefix("Value error, ")
@@ -109,8 +110,8 @@ def _line(text: str, loc: list[str], run: str = "") -> str:
     for name, number in found.items():
         if name and (run == name or run.startswith(f"{name},")):
             return f":{number}"
-    number = found.get(None, min(found.values(), default=None))
-    return f":{number}" if number else ""
+    first = found.get(None, min(found.values(), default=None))
+    return f":{first}" if first else ""
 
 
 def _table_and_key(loc: list[str]) -> tuple[str, str]:

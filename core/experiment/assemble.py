@@ -28,6 +28,7 @@ def make_data(run: RunConfig) -> Data:
     from nnrun.experiment.data import function_dataset, split_dataset
 
     spec, settings = run.data, run.experiment
+    assert spec is not None  # a train run has [data] (RunConfig checks)
     generator = torch.Generator().manual_seed(settings.seed)
     low, high = spec.range
     x, y = function_dataset(
@@ -49,6 +50,7 @@ def make_data(run: RunConfig) -> Data:
 def make_model(run: RunConfig, registry: Registry) -> MLP:
     """A fresh network; weights drawn from the experiment seed, so every run starts alike."""
     spec, settings = run.model, run.experiment
+    assert spec is not None  # a train run has [model] (RunConfig checks)
     torch.manual_seed(settings.seed)
     output = build(registry, "activations", spec.output_activation)
     return MLP(
@@ -63,6 +65,7 @@ def make_model(run: RunConfig, registry: Registry) -> MLP:
 
 def make_solver(run: RunConfig, registry: Registry) -> tuple[Solver, OptimizerFactory | None]:
     spec = run.solver
+    assert spec is not None  # a solve run has [solver] (RunConfig checks)
     solver = build(registry, "solvers", spec)
     optimizer = spec.optimizer
     if optimizer is None:

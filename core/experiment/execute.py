@@ -76,14 +76,15 @@ def _train(
     optimizer = build(registry, "optimizers", run.optimizer, model.parameters())
     scheduler = build(registry, "schedulers", run.scheduler, optimizer) if run.scheduler else None
     loss = build(registry, "losses", run.loss)
+    assert run.train is not None  # a train run has [train] (RunConfig checks)
     settings = train_settings(run.train)
     trainer = Trainer(
         model, loss, optimizer, scheduler, settings, data.train, data.val, shuffle_generator(run)
     )
     if resume:
-        checkpoint = directory.load_last_checkpoint(run.name)
-        if checkpoint is not None:
-            trainer.load_state_dict(checkpoint)
+        saved = directory.load_last_checkpoint(run.name)
+        if saved is not None:
+            trainer.load_state_dict(saved)
     reporter.run_started(run, trainer.state.epoch, trainer.steps_per_epoch)
 
     def on_epoch(record: dict[str, Any]) -> None:
@@ -142,6 +143,7 @@ def run_threads(run: RunConfig) -> int:
         return run.experiment.threads
     if run.experiment.task == "solve":
         return 1
+    assert run.model is not None and run.train is not None  # a train run has both
     widths = run.model.layers
     params = sum((fan_in + 1) * fan_out for fan_in, fan_out in itertools.pairwise(widths))
     return 1 if run.train.batch_size * params < ONE_THREAD_BELOW else _TORCH_THREADS

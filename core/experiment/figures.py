@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -45,7 +46,7 @@ def loss_figure(histories: Mapping[str, Sequence[Mapping[str, Any]]]) -> Figure:
         val = [row.get("val_loss") for row in history]
         if any(v is not None for v in val):
             _line(ax, epochs, val, f"{run} val", color=color, linestyle="--")
-    _finish(ax)
+    _finish(fig, ax)
     return fig
 
 
@@ -79,7 +80,7 @@ def fit_figure(
     if finite:
         margin = 0.25 * (max(finite) - min(finite)) or 1.0
         ax.set_ylim(min(finite) - margin, max(finite) + margin)
-    _legend(ax)
+    _legend(fig, ax)
     return fig
 
 
@@ -96,7 +97,7 @@ def descent_figure(descents: Mapping[str, Sequence[Descent]]) -> Figure:
         if points:
             marker = "o" if descent.converged else "x"
             ax.plot(*points[-1], marker=marker, color=color, linestyle="none")
-    _finish(ax)
+    _finish(fig, ax)
     return fig
 
 
@@ -154,28 +155,28 @@ def _line(
     return points
 
 
-def _finish(ax: Axes) -> None:
+def _finish(fig: Figure, ax: Axes) -> None:
     """Log scale when there is a point to show (a linear axis otherwise); integer steps on x."""
-    if any(len(line.get_xdata()) for line in ax.get_lines()):
+    shown = [float(y) for line in ax.get_lines() for y in np.ravel(line.get_ydata())]
+    if shown:
         ax.set_yscale("log")
         ax.set_ylabel(f"{ax.get_ylabel()} (log scale)")
-        shown = [y for line in ax.get_lines() for y in line.get_ydata()]
         # whole decades, at most a few hundred: matplotlib's log ticks overflow beyond 1e308
         low, high = math.floor(math.log10(min(shown))), math.ceil(math.log10(max(shown)))
         ax.set_ylim(10.0**low, 10.0 ** max(high, low + 1))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if ax.get_lines():
-        _legend(ax)
+        _legend(fig, ax)
 
 
-def _legend(ax: Axes) -> None:
+def _legend(fig: Figure, ax: Axes) -> None:
     """Inside the axes while it is short; to the right of the plot, out of the data's way, when
     a sweep makes it long."""
     entries = len(ax.get_legend_handles_labels()[1])
     if entries <= _LEGEND_INSIDE:
         ax.legend(loc="best", fontsize="small")
         return
-    ax.figure.set_size_inches(SIZE[0] + 4, max(SIZE[1], 0.2 * entries))  # the layout makes room
+    fig.set_size_inches(SIZE[0] + 4, max(SIZE[1], 0.2 * entries))  # the layout makes room
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", borderaxespad=0)
 
 

@@ -185,7 +185,7 @@ def _run_parallel(pending, directory, jobs, resume, summary: Summary, reporter: 
                 for future in waiting:
                     future.cancel()
                 for process in list(pool._processes.values()):
-                    if process.is_alive():
+                    if process.is_alive() and process.pid is not None:  # started, so it has one
                         os.kill(process.pid, signal.SIGTERM)
             waiting = {f for f in waiting if not f.cancelled()}
 

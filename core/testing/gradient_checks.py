@@ -68,7 +68,11 @@ def check_activation(
             grad_y64 = grad_y64.to(device)
             case = _Case(name, shape, label)
             y64 = _call(case, "forward", activation.forward, x=x64.clone())
-            reference = _Reference(lambda x, v=grad_y64: v * activation.forward(x), x64)
+
+            def weighted(x: torch.Tensor, v: torch.Tensor = grad_y64) -> torch.Tensor:
+                return v * activation.forward(x)
+
+            reference = _Reference(weighted, x64)
             for dtype in dtypes:
                 case.dtype = dtype
                 x, grad_y = x64.to(dtype), grad_y64.to(dtype)
@@ -116,7 +120,11 @@ def check_loss(
             kind = targets if isinstance(targets, str) else "from target_factory"
             case = _Case(name, shape, f"{label}; targets {kind}")
             loss64 = _call(case, "forward", loss.forward, pred=pred64.clone(), target=target64)
-            reference = _Reference(lambda p, t=target64: loss.forward(p, t), pred64)
+
+            def against(p: torch.Tensor, t: torch.Tensor = target64) -> torch.Tensor:
+                return loss.forward(p, t)
+
+            reference = _Reference(against, pred64)
             for dtype in dtypes:
                 case.dtype = dtype
                 pred = pred64.to(dtype)

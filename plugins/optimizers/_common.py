@@ -111,8 +111,8 @@ class PerParameter(Optimizer):
 
     `step()` skips parameters without a gradient (their state and step count stay as they are) and
     calls `update(data, grad, state, hyperparameters)` for each other one. A subclass naming a
-    `fused_kernel` also implements `fused_update(params, hyperparameters)`, which gets the
-    parameters that kernel handles correctly, all of one device and dtype:
+    `fused_kernel` also implements `fused_update(params, grads, hyperparameters)`, which gets the
+    parameters that kernel handles correctly, all of one device and dtype, with their gradients:
 
     - contiguous float32/float64 parameters with a contiguous gradient of the same dtype: the CPU
       kernels read every tensor in memory order, so a transposed parameter with a contiguous
@@ -134,28 +134,33 @@ class PerParameter(Optimizer):
         states = self.state
         kernel = self.fused_kernel
         one_thread = kernel is not None and torch.get_num_threads() == 1
-        groups: dict[tuple, list[Parameter]] = {}
+        groups: dict[tuple, tuple[list[Parameter], list[Tensor]]] = {}
         for param in self.params:
             grad = param.grad
             if grad is None:
                 continue
             data = param.data
-            group = kernel and _fused_group(kernel, data, grad, one_thread)
+            group = _fused_group(kernel, data, grad, one_thread) if kernel else None
             if group:
-                groups.setdefault(group, []).append(param)
+                params, grads = groups.setdefault(group, ([], []))
+                params.append(param)
+                grads.append(grad)
                 continue
             state = states.get(param)
             if state is None:
                 state = states[param] = {}
             self.update(data, grad, state, hyperparameters)
-        for group in groups.values():
-            self.fused_update(group, hyperparameters)
+        for params, grads in groups.values():
+            self.fused_update(params, grads, hyperparameters)
 
     def update(self, data: Tensor, grad: Tensor, state: State, hyperparameters: dict) -> None:
         """Update one parameter in place from its gradient and its state."""
         raise NotImplementedError
 
-    def fused_update(self, params: list[Parameter], hyperparameters: dict) -> None:
+    def fused_update(
+        self, params: list[Parameter], grads: list[Tensor], hyperparameters: dict
+    ) -> None:
+        """Update `params` in place from `grads` (one each) with the fused kernel."""
         raise NotImplementedError
 
     def state_of(self, param: Parameter) -> State:
@@ -206,7 +211,8 @@ def _fused_group(kernel: str, data: Tensor, grad: Tensor, one_thread: bool) -> t
     if data.is_cpu:
         if not (one_thread or data.numel() >= LARGE) or not grad.is_cpu:
             return None
-        device, device_type = "cpu", "cpu"
+        device: str | torch.device = "cpu"
+        device_type = "cpu"
     else:
         device = data.device
         device_type = device.type

@@ -75,13 +75,12 @@ class Adagrad(PerParameter):
         std = torch.sqrt(total, out=self.scratch(total, 1)).add_(h["eps"])
         data.addcdiv_(g, std, value=-lr)
 
-    def fused_update(self, params: list[Parameter], h: dict) -> None:
-        datas, grads, sums, steps = [], [], [], []
+    def fused_update(self, params: list[Parameter], grads: list[Tensor], h: dict) -> None:
+        datas, sums, steps = [], [], []
         for param in params:
             state = self.state_of(param)
             steps.append(advance(state))
             datas.append(param.data)
-            grads.append(param.grad)
             sums.append(buffer(state, "sum", param.data, h["initial_accumulator_value"]))
         torch._fused_adagrad_(
             datas,

@@ -80,14 +80,13 @@ class Adam(PerParameter):
         denom.div_(bias_correction(beta2, t) ** 0.5).add_(h["eps"])
         data.addcdiv_(m, denom, value=-lr / bias_correction(beta1, t))
 
-    def fused_update(self, params: list[Parameter], h: dict) -> None:
+    def fused_update(self, params: list[Parameter], grads: list[Tensor], h: dict) -> None:
         amsgrad = bool(h["amsgrad"])
-        datas, grads, ms, vs, v_maxs, steps = [], [], [], [], [], []
+        datas, ms, vs, v_maxs, steps = [], [], [], [], []
         for param in params:
             data, state = param.data, self.state_of(param)
             steps.append(advance(state))
             datas.append(data)
-            grads.append(param.grad)
             ms.append(buffer(state, "exp_avg", data))
             vs.append(buffer(state, "exp_avg_sq", data))
             if amsgrad:

@@ -78,13 +78,13 @@ class SGD(PerParameter):
             g = torch.add(g, b, alpha=momentum, out=self.scratch(g, 1)) if h["nesterov"] else b
         data.add_(g, alpha=-h["lr"])
 
-    def fused_update(self, params: list[Parameter], h: dict) -> None:
+    def fused_update(self, params: list[Parameter], grads: list[Tensor], h: dict) -> None:
         momentum = float(h["momentum"])
         # The kernel starts every buffer it is given (b ← g) or none: two calls when parameters
         # are at different points (one whose gradient was None until now).
         first: tuple[list[Tensor], list[Tensor], list[Tensor]] = ([], [], [])
         later: tuple[list[Tensor], list[Tensor], list[Tensor]] = ([], [], [])
-        for param in params:
+        for param, grad in zip(params, grads):
             batch = later
             if momentum != 0:
                 state = self.state_of(param)
@@ -96,12 +96,12 @@ class SGD(PerParameter):
                     batch = first
                 batch[2].append(b)
             batch[0].append(param.data)
-            batch[1].append(param.grad)
-        for is_first_step, (datas, grads, buffers) in ((True, first), (False, later)):
+            batch[1].append(grad)
+        for is_first_step, (datas, batch_grads, buffers) in ((True, first), (False, later)):
             if datas:
                 torch._fused_sgd_(
                     datas,
-                    grads,
+                    batch_grads,
                     buffers,
                     weight_decay=float(h["weight_decay"]),
                     momentum=momentum,
