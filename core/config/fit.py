@@ -99,7 +99,8 @@ def _loss(run: RunConfig, registry: Registry) -> list[Problem]:
 
 def _data(run: RunConfig) -> list[Problem]:
     """`expr` must be finite wherever the data may fall: checked on a dense grid over [low, high),
-    finer than any draw can tell apart from the range, so no seed can hit a point it missed."""
+    which catches a function undefined on part of the range (log, sqrt, a division); an isolated
+    pole between two grid points is not caught here and shows as a diverged run."""
     assert run.data is not None
     spec = run.data
     low, high = spec.range
