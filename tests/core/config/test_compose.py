@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import textwrap
 
 import pytest
@@ -338,3 +339,76 @@ def test_merging_a_run_leaves_the_base_untouched_for_the_next_run():
         "optimizer": {"name": "sgd", "x": [1]},
     }
     assert merged["experiment"] == {"name": "e", "tags": {"a": 1, "b": 2, "c": 3}}
+
+
+# --- Reading the file: only a small, regular, UTF-8 text file -------------------------------------
+
+
+def test_a_file_of_exactly_the_size_limit_is_read_and_one_byte_more_is_not(tmp_path):
+    from nnrun.config.compose import MAX_FILE_BYTES, read_source
+
+    path = tmp_path / "experiment.toml"
+    path.write_bytes(b"#" * MAX_FILE_BYTES)
+    assert len(read_source(path)) == MAX_FILE_BYTES
+    path.write_bytes(b"#" * (MAX_FILE_BYTES + 1))
+    with pytest.raises(ConfigError) as info:
+        read_source(path)
+    assert str(info.value) == f"{path}: experiment files are at most 1024 KiB, this one is larger"
+
+
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        (
+            b"[experiment]\nname = '\xe9'\n",
+            ": cannot read the file: not UTF-8 text (byte 21 is 0xe9); "
+            "an experiment file is plain TOML",
+        ),
+        (
+            b"[experiment]\x00\n",
+            ": cannot read the file: it contains NUL bytes; an experiment file is plain TOML",
+        ),
+    ],
+)
+def test_a_file_that_is_not_text_is_refused_in_full(tmp_path, data, message):
+    from nnrun.config.compose import read_source
+
+    path = tmp_path / "experiment.toml"
+    path.write_bytes(data)
+    with pytest.raises(ConfigError) as info:
+        read_source(path)
+    assert str(info.value) == f"{path}{message}"
+
+
+def test_a_bom_is_dropped_and_the_text_kept(tmp_path):
+    from nnrun.config.compose import read_source
+
+    path = tmp_path / "experiment.toml"
+    path.write_bytes("\ufeff[experiment]\nname = 'é'\n".encode())
+    assert read_source(path) == "[experiment]\nname = 'é'\n"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    from nnrun.config.compose import read_source
+
+    path = tmp_path / "experiment.toml"
+    os.mkfifo(path)
+    with pytest.raises(ConfigError) as info:
+        read_source(path)
+    assert str(info.value) == (
+        f"{path}: not a regular file (a FIFO, device or socket); an experiment file is a plain "
+        "TOML file"
+    )
+
+
+def test_a_path_through_a_file_is_an_error_naming_why(tmp_path):
+    from nnrun.config.compose import read_source
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError) as info:
+        read_source(tmp_path / "file" / "experiment.toml")
+    assert (
+        str(info.value)
+        == f"{tmp_path / 'file' / 'experiment.toml'}: cannot read the file (Not a directory)"
+    )
