@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import torch
-from bad_experiments import BASE, edit
+from bad_experiments import BASE, SOLVE, edit
 
 import nnrun
 import nnrun.plugins.schedulers
@@ -217,3 +217,30 @@ def test_a_problem_in_two_or_three_runs_names_them_all(tmp_path):
     assert (
         ": runs 'optimizer=nope,epochs=1', 'optimizer=nope,epochs=2': [optimizer]: unknown" in line
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        BASE + '\n[scheduler]\nname = "linear_warmup"\nafter = { name = "cosine", T_max = 4 }\n'
+        '\n[[runs]]\nname = "a"\n\n[[runs]]\nname = "b"\ntrain = { epochs = 5 }\n',
+        SOLVE + 'optimizer = { name = "adam", lr = 0.1 }\n',
+        SOLVE,
+    ],
+)
+def test_an_experiment_dumped_to_toml_loads_back_as_the_same_runs(tmp_path, text):
+    import tomli_w
+
+    from nnrun.experiment.rundir import toml_ready  # what a run directory's config.toml holds
+
+    experiment = load(tmp_path, text)
+    again = tmp_path / "again.toml"
+    again.write_text(tomli_w.dumps(toml_ready(experiment.to_dict())))
+    reloaded = nnrun.load_experiment(again, registry=registry())
+    assert (reloaded.name, reloaded.seed) == (experiment.name, experiment.seed)
+    assert [(r.name, r.to_dict()) for r in reloaded.runs] == [
+        (r.name, r.to_dict()) for r in experiment.runs
+    ]
+    solver = experiment.runs[0].solver
+    if solver is not None:  # the solver's own optimizer is kept, or left out when not set
+        assert ("optimizer" in solver.to_dict()) == ("optimizer = " in text)
