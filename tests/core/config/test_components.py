@@ -80,3 +80,41 @@ def test_a_nested_component_that_is_not_a_spec_is_refused_on_its_line(tmp_path):
         "FILE:21: [scheduler]: Invalid after: 3 (expected a table naming a scheduler, like "
         '{ name = "cosine", T_max = 50 })'
     )
+
+
+def load(tmp_path, text, overrides=()):
+    path = tmp_path / "experiment.toml"
+    path.write_text(text, encoding="utf-8")
+    return nnrun.load_experiment(path, overrides, registry=registry())
+
+
+def test_a_train_runs_loss_and_a_solve_runs_solver_get_their_defaults(tmp_path):
+    (run,) = load(tmp_path, BASE + '\n[loss]\nname = "huber"\n').runs
+    assert run.loss.params == {"delta": 1.0}
+    (run,) = load(tmp_path, SOLVE).runs
+    assert run.solver.params == {"a": 1.0, "b": -6.0, "c": 4.0, "tol": 1e-12, "max_iter": 10000}
+
+
+def test_a_solvers_optimizer_is_checked_once_beside_schema_problems(tmp_path):
+    text = edit(SOLVE, 'task = "solve"', 'task = "solve"\nsed = 1')
+    text += 'optimizer = { name = "adm", lr = 0.1 }\n'
+    lines = error_of(tmp_path, text).splitlines()
+    assert lines[0] == "FILE: 2 problems:"
+    assert lines[2].startswith(
+        "  - FILE:11: [solver.optimizer]: unknown optimizer 'adm'; did you mean 'adam'?"
+    )
+
+
+def test_a_solver_lr_beside_its_optimizer_is_refused_in_full(tmp_path):
+    text = SOLVE + 'lr = 0.2\noptimizer = { name = "adam", lr = 0.1 }\n'
+    assert error_of(tmp_path, text) == (
+        "FILE:10: [solver] lr is the step of the solver's own descent, and [solver.optimizer] "
+        "replaces that descent: set lr in [solver.optimizer] instead"
+    )
+
+
+def test_a_constructors_message_naming_a_hyperparameter_is_reported_on_its_line(tmp_path):
+    text = BASE + '\n[scheduler]\nname = "cosine"\neta_min = 0.0\nT_max = 0\n'
+    assert error_of(tmp_path, text) == (
+        "FILE:22: [scheduler]: scheduler 'cosine': Invalid T_max: 0 (expected an integer > 0)"
+    )

@@ -244,3 +244,15 @@ def test_an_experiment_dumped_to_toml_loads_back_as_the_same_runs(tmp_path, text
     solver = experiment.runs[0].solver
     if solver is not None:  # the solver's own optimizer is kept, or left out when not set
         assert ("optimizer" in solver.to_dict()) == ("optimizer = " in text)
+
+
+def test_a_message_about_an_override_is_not_followed_by_the_overrides(tmp_path):
+    text = BASE + '\n[sweep]\n"optimizer.lr" = [0.1, 0.01]\n'
+    error = error_of(tmp_path, text, ["optimizer.lr=0.5"])
+    assert error.startswith("override 'optimizer.lr=0.5': ")
+    assert error.endswith("change the sweep instead")
+
+
+def test_every_override_given_is_named_after_a_problem(tmp_path):
+    error = error_of(tmp_path, BASE, ["train.epochs=2", "optimizer.lr=inf"])
+    assert error.endswith("(with the overrides train.epochs=2 optimizer.lr=inf)")
