@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import types
+from importlib.metadata import EntryPoint
 
 import pytest
 import torch
@@ -18,6 +20,7 @@ from nnrun.errors import (
     UnknownComponentError,
 )
 from nnrun.hookspecs import HOOKS
+from nnrun.loading import PluginHost
 from nnrun.registry import Provider, Registry
 
 THIRD_PARTY_OPTIMIZER = """
@@ -88,6 +91,38 @@ def test_plugin_registered_in_process(nnrun_host):
     assert list(registry.optimizers) == []  # isolated: no installed plugin leaks in
 
 
+def test_a_module_registered_without_a_name_is_known_by_its_module_name(nnrun_host):
+    module = types.ModuleType("nnrun_cube")
+    exec(
+        "import nnrun\n"
+        "@nnrun.hookimpl\n"
+        "def register_activations(register):\n"
+        "    register('cube', nnrun.Activation)\n",
+        module.__dict__,
+    )
+    nnrun_host.register(module)
+    component = nnrun.load_registry(nnrun_host).component("activations", "cube")
+    assert component.provider == Provider("nnrun_cube", None, "nnrun_cube")
+    assert nnrun_host.manager.has_plugin("nnrun_cube")
+
+
+def test_plugin_objects_registered_without_a_name_are_each_known_by_their_repr(nnrun_host):
+    class Losses:
+        @nnrun.hookimpl
+        def register_losses(self, register):
+            register("first", nnrun.Loss)
+
+    class MoreLosses:
+        @nnrun.hookimpl
+        def register_losses(self, register):
+            register("second", nnrun.Loss)
+
+    first, second = nnrun_host.register(Losses()), nnrun_host.register(MoreLosses())
+    registry = nnrun.load_registry(nnrun_host)
+    assert registry.component("losses", "first").provider.entry_point == repr(first)
+    assert registry.component("losses", "second").provider.entry_point == repr(second)
+
+
 def test_plugin_that_fails_to_import_is_skipped_with_one_warning(install_plugin):
     install_plugin(
         "nnrun-broken",
@@ -123,6 +158,41 @@ def register_activations(register):
         registry.activations["half_registered"]
     assert "half_registered" not in info.value.available  # not offered as a suggestion either
     assert "sigmoid" in registry.activations
+
+
+def test_a_plugin_error_spread_over_lines_is_reported_on_one(nnrun_host):
+    class Plugin:
+        @nnrun.hookimpl
+        def register_losses(self, register):
+            raise ValueError("first line\n\n   second line  \n")
+
+    nnrun_host.register(Plugin(), name="multiline")
+    with pytest.warns(PluginLoadWarning):
+        (failure,) = nnrun.load_registry(nnrun_host).failures
+    assert failure.error == "ValueError: first line second line"
+
+
+def test_a_plugin_failing_in_one_hook_is_not_called_again_and_the_others_still_are(nnrun_host):
+    class Failing:
+        @nnrun.hookimpl
+        def register_activations(self, register):  # called first: activations come before losses
+            raise RuntimeError("activations failed")
+
+        @nnrun.hookimpl
+        def register_losses(self, register):
+            register("failing_loss", nnrun.Loss)
+
+    class Healthy:
+        @nnrun.hookimpl
+        def register_losses(self, register):
+            register("healthy_loss", nnrun.Loss)
+
+    nnrun_host.register(Failing(), name="failing")  # registered first, so called first per hook
+    nnrun_host.register(Healthy(), name="healthy")
+    with pytest.warns(PluginLoadWarning, match="activations failed"):
+        registry = nnrun.load_registry(nnrun_host)
+    assert list(registry.losses) == ["healthy_loss"]
+    assert [f.provider.entry_point for f in registry.failures] == ["failing"]
 
 
 def test_unknown_component_error_suggests_and_lists():
@@ -162,16 +232,20 @@ def register_losses(register):
 def test_anything_a_plugin_raises_fails_only_that_plugin(install_plugin, where, exception):
     source = raising_plugin(where, RAISES[exception])
     install_plugin("nnrun-rude", {"nnrun_rude": source}, {"rude": "nnrun_rude"})
-    with pytest.warns(PluginLoadWarning, match=f"nnrun-rude 1.0 failed to load.*: {exception}"):
-        registry = nnrun.load_registry()
+    try:
+        with pytest.warns(PluginLoadWarning, match=f"nnrun-rude 1.0 failed to load.*: {exception}"):
+            registry = nnrun.load_registry()
+    except KeyboardInterrupt:  # caught here, or pytest would stop the whole session
+        pytest.fail("the plugin's own KeyboardInterrupt escaped load_registry")
     (failure,) = registry.failures
     assert failure.provider.distribution == "nnrun-rude"
     assert failure.error.startswith(exception)
     assert "adam" in registry.optimizers and "mse" in registry.losses
 
 
-def test_a_real_ctrl_c_while_a_plugin_loads_still_interrupts_nnrun(install_plugin):
-    source = "import signal\nsignal.raise_signal(signal.SIGINT)\n"
+@pytest.mark.parametrize("where", ["import", "hook"])
+def test_a_real_ctrl_c_while_a_plugin_loads_still_interrupts_nnrun(install_plugin, where):
+    source = raising_plugin(where, "import signal; signal.raise_signal(signal.SIGINT)")
     install_plugin("nnrun-slow", {"nnrun_slow": source}, {"slow": "nnrun_slow"})
     # Python's own Ctrl-C handler, whatever the test runner installed (mutmut installs its own)
     before = signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -248,7 +322,27 @@ def test_a_hook_with_arguments_nnrun_does_not_pass_is_one_line_error(nnrun_host)
 
     with pytest.raises(PluginError, match="'registry'") as info:
         nnrun_host.register(Plugin(), name="args")
+    assert str(info.value).startswith("plugin 'args' from args: ")
     assert "\n" not in str(info.value)
+    assert not nnrun_host.manager.has_plugin("args")
+
+
+def test_several_unknown_hooks_are_named_in_one_message_with_or_without_a_suggestion(nnrun_host):
+    class Plugin:
+        @nnrun.hookimpl
+        def register_optimisers(self, register):
+            pass
+
+        @nnrun.hookimpl
+        def setup(self):
+            pass
+
+    with pytest.raises(PluginError) as info:
+        nnrun_host.register(Plugin(), name="two")
+    assert info.value.reason == (
+        "unknown hook 'register_optimisers'; did you mean 'register_optimizers'? "
+        "unknown hook 'setup'. Hooks: " + ", ".join(sorted(HOOKS.values()))
+    )
 
 
 class NotAnActivation:
@@ -335,6 +429,43 @@ def test_strict_plugins_turns_a_failure_into_a_one_line_error(install_plugin, mo
     assert isinstance(info.value.__cause__, ImportError)  # the plugin's own error, for debugging
 
 
+def test_a_plugin_host_skips_a_failing_plugin_unless_told_to_be_strict(install_plugin):
+    install_plugin(
+        "nnrun-broken", {"nnrun_broken3": "raise ImportError('no dep')"}, {"b": "nnrun_broken3"}
+    )
+    install_plugin(
+        "nnrun-rude", {"nnrun_rude": raising_plugin("hook", "1 / 0")}, {"r": "nnrun_rude"}
+    )
+    host = PluginHost()
+    with pytest.warns(PluginLoadWarning, match="ImportError: no dep"):
+        host.load_entry_points()
+    with pytest.warns(PluginLoadWarning, match="ZeroDivisionError"):
+        registry = host.registry()
+    assert sorted(f.provider.distribution for f in registry.failures) == [
+        "nnrun-broken",
+        "nnrun-rude",
+    ]
+    with pytest.raises(PluginLoadError, match="ImportError: no dep"):
+        PluginHost().load_entry_points(strict=True)
+
+
+@pytest.mark.skipif(
+    hasattr(loading, "_mutmut_mutated"),
+    reason="mutmut's trampolines add frames to every call, which moves any stacklevel",
+)
+def test_a_plugin_hosts_warning_points_at_the_line_that_asked_for_the_registry(nnrun_host):
+    class Plugin:
+        @nnrun.hookimpl
+        def register_losses(self, register):
+            raise RuntimeError("no losses today")
+
+    nnrun_host.register(Plugin(), name="failing")
+    with pytest.warns(PluginLoadWarning) as caught:
+        nnrun_host.registry()
+    (warning,) = [w for w in caught if issubclass(w.category, PluginLoadWarning)]
+    assert warning.filename == __file__  # for `python -W` and filterwarnings by module
+
+
 def test_strict_plugins_applies_to_a_failing_hook_too(install_plugin):
     install_plugin(
         "nnrun-rude", {"nnrun_rude": raising_plugin("hook", "1 / 0")}, {"r": "nnrun_rude"}
@@ -400,10 +531,24 @@ def test_a_distribution_seen_twice_on_sys_path_is_registered_once(install_plugin
     )
     found = list(loading.entry_points(group=loading.ENTRY_POINT_GROUP))
     assert sum(ep.name == "signsgd" for ep in found) == 1
-    monkeypatch.setattr(loading, "entry_points", lambda group: [*found, *found])
+    twice = [entry_point for entry_point in found for _ in range(2)]  # each right after itself
+    monkeypatch.setattr(loading, "entry_points", lambda group: twice)
     registry = nnrun.load_registry()
     assert registry.failures == [] and registry.collisions() == []
+    assert "adam" in registry.optimizers  # the rest still loads after a repeat
     assert registry.component("optimizers", "signsgd").provider.distribution == "nnrun-signsgd"
+
+
+def test_an_entry_point_outside_any_distribution_is_named_after_its_target(tmp_path, monkeypatch):
+    (tmp_path / "loose_signsgd.py").write_text(THIRD_PARTY_OPTIMIZER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    loose = EntryPoint(
+        name="signsgd", value="loose_signsgd", group="nnrun"
+    )  # built by hand: no dist
+    monkeypatch.setattr(loading, "entry_points", lambda group: [loose])
+    registry = nnrun.load_registry()
+    component = registry.component("optimizers", "signsgd")
+    assert component.provider == Provider("loose_signsgd", None, "signsgd")
 
 
 def test_an_unknown_component_mentions_the_plugins_that_failed(install_plugin):

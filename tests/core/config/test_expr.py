@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nnrun.config import expr
-from nnrun.config.expr import compile_expression
+from nnrun.config.expr import ALLOWED, MAX_DEPTH, MAX_LENGTH, compile_expression
 from nnrun.errors import ConfigError
 
 # Each expression next to an independent scalar reference in plain Python (math, not torch).
@@ -232,4 +232,58 @@ def test_compiled_expression_pickles_as_its_text():
 def test_surrounding_blanks_are_ignored():
     torch.testing.assert_close(
         compile_expression("  x + 1 \n")(torch.ones(2)), torch.full((2,), 2.0)
+    )
+
+
+# --- Messages in full and the limits' edges ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        ("x^2", "the operator '^' is not allowed: 'x^2' (use ** for powers)."),
+        ("x & 2", "the operator '&' is not allowed: 'x & 2'."),
+        ("x @ x", "the operator '@' is not allowed: 'x @ x'."),
+        ("x if x else x", "a conditional expression is not allowed: 'x if x else x'."),
+        ("sine(x)", "unknown function 'sine'; did you mean 'sin'?"),
+        ("X", "unknown name 'X' (the input variable is x); did you mean 'x'?"),
+        ("pi(x)", "'pi' is not a function: 'pi(x)'."),
+        ("sin", "the function 'sin' must be called, as in sin(x)."),
+        ("sin(x, x)", "sin takes one argument, got 2: 'sin(x, x)'."),
+        ("sin(x=1)", "keyword arguments are not allowed: 'sin(x=1)'."),
+        ("x + * 2", "invalid syntax at column 5."),
+        ("(x", "'(' was never closed at column 1."),
+        ("1" + "0" * 400, "the number 10000000000000000000... is too large."),
+    ],
+)
+def test_a_refused_expression_says_why_in_one_sentence(text, problem):
+    with pytest.raises(ConfigError) as info:
+        compile_expression(text)
+    assert str(info.value) == f"invalid expression {text!r}: {problem} {ALLOWED}"
+
+
+NESTINGS = {
+    "unary minus": lambda n: "-" * n + "x",
+    "calls": lambda n: "sin(" * n + "x" + ")" * n,
+    "left operands": lambda n: "(" * n + "x" + "+1)" * n,
+    "right operands": lambda n: "x" + "+(x" * n + ")" * n,
+}
+
+
+@pytest.mark.parametrize("form", sorted(NESTINGS))
+def test_expressions_nest_a_hundred_levels_and_no_deeper(form):
+    compile_expression(NESTINGS[form](MAX_DEPTH))
+    with pytest.raises(ConfigError, match=f"it nests deeper than {MAX_DEPTH} levels"):
+        compile_expression(NESTINGS[form](MAX_DEPTH + 1))
+
+
+def test_an_expression_of_exactly_the_length_limit_is_read_and_one_longer_is_not():
+    longest = "x*1." + "0" * (MAX_LENGTH - 4)  # one flat product, however long
+    assert len(longest) == MAX_LENGTH
+    compile_expression(longest)
+    text = longest + "0"
+    with pytest.raises(ConfigError) as info:
+        compile_expression(text)
+    assert str(info.value) == (
+        f"expression {text[:40]!r}... is {MAX_LENGTH + 1} characters long; the limit is {MAX_LENGTH}"
     )

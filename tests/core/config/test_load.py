@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import torch
-from bad_experiments import BASE, edit
+from bad_experiments import BASE, SOLVE, edit
 
 import nnrun
 import nnrun.plugins.schedulers
@@ -166,3 +166,93 @@ def test_config_imports_neither_experiment_nor_the_plugins_registry_lookups():
 
 def test_plugins_get_nested_components_built_and_never_look_them_up():
     assert "load_registry" not in inspect.getsource(nnrun.plugins.schedulers)
+
+
+def test_a_resume_seed_is_used_only_where_the_file_sets_none(tmp_path):
+    path = tmp_path / "experiment.toml"
+    path.write_text(edit(BASE, "seed = 0\n", ""))
+    assert nnrun.load_experiment(path, registry=registry(), seed=1234).seed == 1234
+    path.write_text(BASE)
+    assert nnrun.load_experiment(path, registry=registry(), seed=1234).seed == 0
+
+
+def test_the_experiment_records_its_file_and_overrides_and_dumps_what_reloads(tmp_path):
+    text = BASE + '\n[[runs]]\nname = "a"\n\n[[runs]]\nname = "b"\ntrain = { epochs = 5 }\n'
+    experiment = load(tmp_path, text, ["optimizer.lr=0.5"])
+    assert experiment.path == tmp_path / "experiment.toml"
+    assert experiment.overrides == ["optimizer.lr=0.5"]
+    dumped = experiment.to_dict()
+    assert dumped["experiment"]["name"] == "schema" and dumped["experiment"]["seed"] == 0
+    assert [(run["name"], run["train"]["epochs"]) for run in dumped["runs"]] == [("a", 3), ("b", 5)]
+    assert all(run["optimizer"]["lr"] == 0.5 for run in dumped["runs"])
+
+
+def test_an_override_error_from_composing_names_the_overrides(tmp_path):
+    text = BASE + '\n[sweep]\n"optimizer.lr" = [0.1, 0.01]\n'
+    error = error_of(tmp_path, text, ["experiment.max_runs=1"])
+    assert error.endswith("raise max_runs (with the overrides experiment.max_runs=1)")
+
+
+def test_exactly_twenty_problems_are_all_listed_without_a_note(tmp_path):
+    text = edit(BASE, "epochs = 3", "epochs = 3\n" + "".join(f"k{i} = 1\n" for i in range(20)))
+    lines = error_of(tmp_path, text).splitlines()
+    assert lines[0].endswith(": 20 problems:") and len(lines) == 21
+
+
+def test_a_problem_in_more_than_three_runs_names_three_and_counts_the_rest(tmp_path):
+    text = (
+        BASE + '\n[sweep]\n"optimizer.name" = ["sgd", "nope"]\n"train.epochs" = [1, 2, 3, 4, 5]\n'
+    )
+    (line,) = error_of(tmp_path, text).splitlines()
+    assert (
+        ": runs 'optimizer=nope,epochs=1', 'optimizer=nope,epochs=2', 'optimizer=nope,epochs=3' and 2 more: "
+        in (line)
+    )
+    assert "unknown optimizer 'nope'" in line
+
+
+def test_a_problem_in_two_or_three_runs_names_them_all(tmp_path):
+    text = BASE + '\n[sweep]\n"optimizer.name" = ["sgd", "nope"]\n"train.epochs" = [1, 2]\n'
+    (line,) = error_of(tmp_path, text).splitlines()
+    assert (
+        ": runs 'optimizer=nope,epochs=1', 'optimizer=nope,epochs=2': [optimizer]: unknown" in line
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        BASE + '\n[scheduler]\nname = "linear_warmup"\nafter = { name = "cosine", T_max = 4 }\n'
+        '\n[[runs]]\nname = "a"\n\n[[runs]]\nname = "b"\ntrain = { epochs = 5 }\n',
+        SOLVE + 'optimizer = { name = "adam", lr = 0.1 }\n',
+        SOLVE,
+    ],
+)
+def test_an_experiment_dumped_to_toml_loads_back_as_the_same_runs(tmp_path, text):
+    import tomli_w
+
+    from nnrun.experiment.rundir import toml_ready  # what a run directory's config.toml holds
+
+    experiment = load(tmp_path, text)
+    again = tmp_path / "again.toml"
+    again.write_text(tomli_w.dumps(toml_ready(experiment.to_dict())))
+    reloaded = nnrun.load_experiment(again, registry=registry())
+    assert (reloaded.name, reloaded.seed) == (experiment.name, experiment.seed)
+    assert [(r.name, r.to_dict()) for r in reloaded.runs] == [
+        (r.name, r.to_dict()) for r in experiment.runs
+    ]
+    solver = experiment.runs[0].solver
+    if solver is not None:  # the solver's own optimizer is kept, or left out when not set
+        assert ("optimizer" in solver.to_dict()) == ("optimizer = " in text)
+
+
+def test_a_message_about_an_override_is_not_followed_by_the_overrides(tmp_path):
+    text = BASE + '\n[sweep]\n"optimizer.lr" = [0.1, 0.01]\n'
+    error = error_of(tmp_path, text, ["optimizer.lr=0.5"])
+    assert error.startswith("override 'optimizer.lr=0.5': ")
+    assert error.endswith("change the sweep instead")
+
+
+def test_every_override_given_is_named_after_a_problem(tmp_path):
+    error = error_of(tmp_path, BASE, ["train.epochs=2", "optimizer.lr=inf"])
+    assert error.endswith("(with the overrides train.epochs=2 optimizer.lr=inf)")
