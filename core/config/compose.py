@@ -270,7 +270,7 @@ def compose(
         raise ConfigError(f"{path}: run names must be unique; repeated: {', '.join(duplicates)}")
     folders: dict[str, str] = {}
     for name in names:
-        other = folders.setdefault(slug(name).lower(), name)
+        other = folders.setdefault(slug(name).lower(), name)  # slugs are ASCII: lower() folds them
         if other != name:
             raise ConfigError(
                 f"{path}: runs {other!r} and {name!r} would share one checkpoint folder "

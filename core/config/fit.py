@@ -109,7 +109,9 @@ def _data(run: RunConfig) -> list[Problem]:
         y = compile_expression(spec.expr)(x)
     except (ArithmeticError, RuntimeError, ValueError) as error:
         return [(("data", "expr"), f"[data] expr = {spec.expr!r}: {error}")]
-    bad = ~torch.isfinite(y.reshape(-1))
+    # the data is drawn in float64 and then stored in the run's dtype, where it must stay finite
+    stored = y.to(getattr(torch, run.experiment.dtype))
+    bad = ~torch.isfinite(stored.reshape(-1))
     if bad.any():
         first = float(x[bad.nonzero()[0, 0], 0])
         return [

@@ -142,3 +142,15 @@ def test_a_solve_run_needs_no_memory_for_a_network(tmp_path):
 )
 def test_byte_counts_read_in_the_unit_that_reads_best(count, reads):
     assert fit._gib(count) == reads
+
+
+@pytest.mark.parametrize("dtype, refused", [("float32", True), ("float64", False)])
+def test_an_expr_that_overflows_the_runs_dtype_is_refused(tmp_path, dtype, refused):
+    # exp(100) ≈ 2.7e43 is finite in float64 but past float32's largest value (3.4e38)
+    text = edit(BASE, 'expr = "x**2"', 'expr = "exp(100 * x)"')
+    text = edit(text, "seed = 0", f'seed = 0\ndtype = "{dtype}"')
+    if refused:
+        assert "'exp(100 * x)' is not finite on part of range" in error_of(tmp_path, text)
+    else:
+        (run,) = load(tmp_path, text).runs
+        assert run.experiment.dtype == "float64"
