@@ -11,9 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[1] / "examples" / "plugin"
 
 
+@pytest.mark.slow  # pip-installs a package, ~9 s
 def test_example_plugin_package_installs_and_is_discovered(tmp_path):
     source, site = tmp_path / "nnrun-signum", tmp_path / "site"
     shutil.copytree(

@@ -149,6 +149,7 @@ def test_a_diverging_run_is_marked_and_the_others_go_on(tmp_path):
     assert summary["runs"][1]["final_loss"] is None
 
 
+@pytest.mark.slow  # real subprocesses, ~5 s
 def test_sigterm_checkpoints_and_kill_9_leaves_readable_results(tmp_path):
     path = experiment_file(
         tmp_path,
@@ -184,6 +185,7 @@ def test_sigterm_checkpoints_and_kill_9_leaves_readable_results(tmp_path):
             )
 
 
+@pytest.mark.slow  # real --jobs subprocess, ~5 s
 def test_parallel_workers_print_their_epoch_lines_and_the_parent_one_status_line_per_run(tmp_path):
     path = experiment_file(tmp_path, SLOW.replace("epochs = 12", "epochs = 2"))
     result = subprocess.run(
@@ -380,6 +382,7 @@ def epochs_by_run(out):
     return {name: [r["epoch"] for r in records if r["run"] == name] for name in ("first", "second")}
 
 
+@pytest.mark.slow  # real --jobs subprocesses, ~12 s
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers in /proc")
 def test_kill_9_of_the_parent_kills_its_workers_and_resume_records_every_epoch_once(tmp_path):
     path, out = experiment_file(tmp_path, JOBS), tmp_path / "out"
@@ -404,6 +407,7 @@ def test_kill_9_of_the_parent_kills_its_workers_and_resume_records_every_epoch_o
     assert epochs_by_run(out) == {"first": expected, "second": expected}
 
 
+@pytest.mark.slow  # real --jobs subprocesses, ~14 s
 def test_sigterm_to_the_parent_stops_the_workers_at_a_checkpoint_and_resume_finishes_them(
     tmp_path,
 ):
