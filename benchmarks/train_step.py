@@ -49,6 +49,7 @@ def torch_epoch_seconds(x, y, batch_size: int, epochs: int) -> float:
         torch.nn.Linear(1, 100), torch.nn.Sigmoid(), torch.nn.Linear(100, 1)
     ).to(x.device)
     optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    epoch_losses: list[float] = []
     started = time.perf_counter()
     for _ in range(epochs):
         total = torch.zeros((), dtype=torch.float64, device=x.device)
@@ -59,6 +60,8 @@ def torch_epoch_seconds(x, y, batch_size: int, epochs: int) -> float:
             loss.backward()
             optimizer.step()
             total += loss.detach()  # the same per-batch bookkeeping nnrun's trainer does
+        with torch.no_grad():  # and the epoch-end loss of the final weights on the whole set
+            epoch_losses.append(torch.nn.functional.mse_loss(model(x), y).item())
     _sync(x)
     return (time.perf_counter() - started) / epochs
 
