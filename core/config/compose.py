@@ -124,12 +124,13 @@ def read_document(path: Path, text: str | None = None) -> dict[str, Any]:
 
 
 def line_of(text: str, key: str) -> str:
-    """':LINE' of the first line that defines `key` (as a key or a table header), or ''."""
+    """':LINE' of the first line that defines `key` (as a key, quoted or not, or a table header),
+    or ''. Sweep keys are dotted paths and must be quoted: `"optimizer.lr" = [...]`."""
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if stripped.startswith("#"):
             continue
-        head = stripped.lstrip("[").split("]")[0].split("=")[0].strip()
+        head = stripped.lstrip("[").split("]")[0].split("=")[0].strip().strip("\"'")
         if (
             head == key
             or head.endswith(f".{key}")

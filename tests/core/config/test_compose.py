@@ -178,9 +178,9 @@ BAD_FILES = {
         "[sweep]",
         ': every [sweep] key maps to a non-empty list, e.g. "optimizer.lr" = [0.1, 0.01]',
     ),
-    "sweep over an unknown table": (  # no line: line_of does not read quoted keys
+    "sweep over an unknown table": (
         BASE + "[sweep]\n'optimiser.lr' = [0.1]\n",
-        None,
+        "'optimiser.lr' =",
         ": [sweep] 'optimiser.lr': unknown table; did you mean 'optimizer'?",
     ),
     "unknown key in a run": (
@@ -258,8 +258,9 @@ def test_a_bad_max_runs_is_left_to_the_schema_not_counted_against(tmp_path, limi
         ),
         (
             "optimizer.lr=0.5",
-            "override 'optimizer.lr=0.5': [sweep] varies 'optimizer.lr', so the "  # no line: quoted
-            "override would make its runs identical; change the sweep instead",
+            "override 'optimizer.lr=0.5': [sweep] varies 'optimizer.lr' (line "
+            + numbered(SWEPT, "'optimizer.lr' =")[1:]
+            + "), so the override would make its runs identical; change the sweep instead",
         ),
         ("optimizer.name=adam", "override 'optimizer.name=adam': [sweep] varies 'optimizer.lr'"),
         ("optimizer={name='adam'}", "override \"optimizer={name='adam'}\": [sweep] varies"),
