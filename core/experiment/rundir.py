@@ -308,6 +308,25 @@ class RunDirectory:
         except OSError as error:
             raise cannot_write(path, error) from None
 
+    def _parse(
+        self,
+        name: str,
+        parse: Callable[[str], Any],
+        error_type: type[Exception],
+        language: str,
+        missing: str,
+    ) -> Any:
+        """Read and parse one run-directory file; a missing or damaged one is a one-line error."""
+        data = self._read(name)
+        if data is None:
+            raise RunDirectoryError(missing)
+        try:
+            return parse(data.decode("utf-8"))
+        except (UnicodeDecodeError, error_type) as error:
+            raise RunDirectoryError(
+                f"{self.file(name)}: cannot read it: damaged, not valid {language} ({error})"
+            ) from None
+
     # config and environment -------------------------------------------------------------------
     def write_config(self, config: dict[str, Any], overrides: list[str]) -> None:
         data = tomli_w.dumps(toml_ready(config)).encode()
@@ -321,15 +340,8 @@ class RunDirectory:
         from nnrun.config.compose import tomllib
 
         path = self.file(CONFIG)
-        data = self._read(CONFIG)
-        if data is None:
-            raise RunDirectoryError(f"{self.path}: not an nnrun run directory (no {CONFIG})")
-        try:
-            config = tomllib.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-            raise RunDirectoryError(
-                f"{path}: cannot read it: damaged, not valid TOML ({error})"
-            ) from None
+        missing = f"{self.path}: not an nnrun run directory (no {CONFIG})"
+        config = self._parse(CONFIG, tomllib.loads, tomllib.TOMLDecodeError, "TOML", missing)
         if not isinstance(config.get("experiment"), dict):
             raise RunDirectoryError(f"{path}: not an nnrun experiment (no [experiment] table)")
         return config
@@ -401,15 +413,8 @@ class RunDirectory:
 
     def read_summary(self) -> dict[str, Any]:
         path = self.file(SUMMARY)
-        data = self._read(SUMMARY)
-        if data is None:
-            raise RunDirectoryError(f"{self.path}: no {SUMMARY}; is this an nnrun run directory?")
-        try:
-            summary = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise RunDirectoryError(
-                f"{path}: cannot read it: damaged, not valid JSON ({error})"
-            ) from None
+        missing = f"{self.path}: no {SUMMARY}; is this an nnrun run directory?"
+        summary = self._parse(SUMMARY, json.loads, json.JSONDecodeError, "JSON", missing)
         runs = summary.get("runs") if isinstance(summary, dict) else None
         if not (
             isinstance(runs, list)
