@@ -8,6 +8,7 @@ from importlib.metadata import EntryPoint
 
 import pytest
 import torch
+from plugin_sources import THIRD_PARTY_OPTIMIZER
 
 import nnrun
 from nnrun import loading
@@ -22,23 +23,6 @@ from nnrun.errors import (
 from nnrun.hookspecs import HOOKS
 from nnrun.loading import PluginHost
 from nnrun.registry import Provider, Registry
-
-THIRD_PARTY_OPTIMIZER = """
-import nnrun
-
-class SignSGD(nnrun.Optimizer):
-    def __init__(self, params, lr: float = 0.01):
-        super().__init__(params, lr=lr)
-
-    def step(self):
-        for p in self.params:
-            if p.grad is not None:
-                p.data.add_(p.grad.sign(), alpha=-self.hyperparameters["lr"])
-
-@nnrun.hookimpl
-def register_optimizers(register):
-    register("signsgd", SignSGD)
-"""
 
 
 def test_builtins_are_discovered_through_entry_points():

@@ -4,24 +4,9 @@
 
 from __future__ import annotations
 
+from plugin_sources import THIRD_PARTY_OPTIMIZER
+
 import nnrun
-
-SIGN_SGD = """
-import nnrun
-
-class SignSGD(nnrun.Optimizer):
-    def __init__(self, params, lr: float = 0.01):
-        super().__init__(params, lr=lr)
-
-    def step(self):
-        for p in self.params:
-            if p.grad is not None:
-                p.data.add_(p.grad.sign(), alpha=-self.hyperparameters["lr"])
-
-@nnrun.hookimpl
-def register_optimizers(register):
-    register("signsgd", SignSGD)
-"""
 
 
 def test_nnrun_host_holds_nothing(nnrun_host):
@@ -30,7 +15,9 @@ def test_nnrun_host_holds_nothing(nnrun_host):
 
 
 def test_nnrun_builtins_host_holds_every_builtin_and_no_installed_plugin(install_plugin, request):
-    install_plugin("nnrun-signsgd", {"nnrun_signsgd": SIGN_SGD}, {"signsgd": "nnrun_signsgd"})
+    install_plugin(
+        "nnrun-signsgd", {"nnrun_signsgd": THIRD_PARTY_OPTIMIZER}, {"signsgd": "nnrun_signsgd"}
+    )
     everything = nnrun.load_registry()
     assert "signsgd" in everything.optimizers  # installed, so a leaky fixture would show it
 

@@ -1,0 +1,19 @@
+"""Source of a small third-party plugin module, installed by several tests as a throwaway
+distribution (see the `install_plugin` fixture in conftest.py)."""
+
+THIRD_PARTY_OPTIMIZER = """
+import nnrun
+
+class SignSGD(nnrun.Optimizer):
+    def __init__(self, params, lr: float = 0.01):
+        super().__init__(params, lr=lr)
+
+    def step(self):
+        for p in self.params:
+            if p.grad is not None:
+                p.data.add_(p.grad.sign(), alpha=-self.hyperparameters["lr"])
+
+@nnrun.hookimpl
+def register_optimizers(register):
+    register("signsgd", SignSGD)
+"""
