@@ -1,5 +1,6 @@
 """nnrun: small neural networks and gradient-descent solvers with hand-written backward passes,
-where every activation, loss, initializer, optimizer, scheduler and solver is a plugin.
+where every activation, loss, initializer, optimizer, scheduler, solver, dataset and metric is a
+plugin.
 
 Plugin authors need only `import nnrun` and `@nnrun.hookimpl`. The rest of the public API is loaded
 on first use, so that `import nnrun` stays cheap for the CLI and for plugins.
@@ -35,6 +36,10 @@ _LAZY = {
     "Scheduler": "nnrun.scheduler",
     "Solver": "nnrun.solver",
     "SolveResult": "nnrun.solver",
+    "Dataset": "nnrun.dataset",
+    "DataContext": "nnrun.dataset",
+    "LoadedData": "nnrun.dataset",
+    "Metric": "nnrun.metric",
     "Descent": "nnrun.solver",
     "Registry": "nnrun.registry",
     "PluginHost": "nnrun.loading",

@@ -86,6 +86,28 @@ def register_solvers(register: Register) -> None:
     """
 
 
+@hookspec
+def register_datasets(register: Register) -> None:
+    """Register `nnrun.Dataset` subclasses, built as `Cls(**hyperparameters)` from `[data]`.
+
+    Called once per registry, when nnrun loads its plugins. Call `register(name, cls)` once per
+    dataset, with `cls` a subclass of `nnrun.Dataset` whose `load(context)` returns a
+    `nnrun.LoadedData`; `[data] kind = name` picks it.
+    If the hook raises or registers anything else, the plugin fails and is skipped whole.
+    """
+
+
+@hookspec
+def register_metrics(register: Register) -> None:
+    """Register `nnrun.Metric` subclasses, built as `Cls(**hyperparameters)`.
+
+    Called once per registry, when nnrun loads its plugins. Call `register(name, cls)` once per
+    metric, with `cls` a subclass of `nnrun.Metric` whose `compute(pred, target)` returns a float;
+    `[train] metrics` names it.
+    If the hook raises or registers anything else, the plugin fails and is skipped whole.
+    """
+
+
 #: Kind of component -> name of the hook that registers it.
 HOOKS: dict[str, str] = {
     "activations": "register_activations",
@@ -94,4 +116,6 @@ HOOKS: dict[str, str] = {
     "optimizers": "register_optimizers",
     "schedulers": "register_schedulers",
     "solvers": "register_solvers",
+    "datasets": "register_datasets",
+    "metrics": "register_metrics",
 }

@@ -22,6 +22,8 @@ BASES: dict[str, str] = {
     "optimizers": "nnrun.optimizer:Optimizer",
     "schedulers": "nnrun.scheduler:Scheduler",
     "solvers": "nnrun.solver:Solver",
+    "datasets": "nnrun.dataset:Dataset",
+    "metrics": "nnrun.metric:Metric",
 }
 
 
@@ -200,3 +202,5 @@ class Registry:
     optimizers = property(lambda self: self.kind("optimizers"))
     schedulers = property(lambda self: self.kind("schedulers"))
     solvers = property(lambda self: self.kind("solvers"))
+    datasets = property(lambda self: self.kind("datasets"))
+    metrics = property(lambda self: self.kind("metrics"))

@@ -346,6 +346,8 @@ class NotAnActivation:
         ("optimizers", "Optimizer"),
         ("schedulers", "Scheduler"),
         ("solvers", "Solver"),
+        ("datasets", "Dataset"),
+        ("metrics", "Metric"),
     ],
 )
 def test_a_class_that_does_not_subclass_the_kinds_base_fails_its_plugin(nnrun_host, kind, base):
