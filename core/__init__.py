@@ -41,6 +41,7 @@ _LAZY = {
     "LoadedData": "nnrun.dataset",
     "Metric": "nnrun.metric",
     "Descent": "nnrun.solver",
+    "InnerOptimizer": "nnrun.factory",
     "Registry": "nnrun.registry",
     "PluginHost": "nnrun.loading",
     "load_registry": "nnrun.loading",

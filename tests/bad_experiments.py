@@ -304,8 +304,8 @@ COMPONENT_LINE = {
     ),
     "constructor's check of a nested scheduler": (
         BASE + '\n[scheduler]\nname = "linear_warmup"\nafter = { name = "cosine", T_max = 0 }\n',
-        'name = "linear_warmup"',
-        r"\[scheduler\]: scheduler 'linear_warmup': Invalid T_max: 0",
+        "after = ",
+        r"\[scheduler\.after\]: scheduler 'cosine': Invalid T_max: 0",
     ),
     "components nested 200 deep": (
         BASE
