@@ -11,6 +11,7 @@ from nnrun_extra_optim.adabelief import AdaBelief
 from nnrun_extra_optim.adan import Adan
 from nnrun_extra_optim.lamb import Lamb
 from nnrun_extra_optim.lookahead import Lookahead
+from nnrun_extra_optim.muon import Muon
 from nnrun_extra_optim.schedule_free import ScheduleFreeAdamW, ScheduleFreeSGD
 
 __version__ = "0.2.0"
@@ -22,6 +23,7 @@ OPTIMIZERS: dict[str, type[nnrun.Optimizer]] = {
     "lookahead": Lookahead,
     "schedule_free_sgd": ScheduleFreeSGD,
     "schedule_free_adamw": ScheduleFreeAdamW,
+    "muon": Muon,
 }
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "Adan",
     "Lamb",
     "Lookahead",
+    "Muon",
     "ScheduleFreeAdamW",
     "ScheduleFreeSGD",
     "register_optimizers",
