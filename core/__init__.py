@@ -20,7 +20,7 @@ from nnrun.errors import (
     PluginLoadWarning,
     UnknownComponentError,
 )
-from nnrun.hookspecs import hookimpl, hookspec
+from nnrun.hookspecs import PLUGIN_API, hookimpl, hookspec
 
 __version__ = "0.1.0"
 
@@ -52,6 +52,7 @@ __all__ = [
     "ConfigError",
     "DuplicateComponentError",
     "NnrunError",
+    "PLUGIN_API",
     "PluginError",
     "PluginLoadError",
     "PluginLoadWarning",

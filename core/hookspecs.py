@@ -18,6 +18,9 @@ from collections.abc import Callable
 import pluggy
 
 PROJECT = "nnrun"
+#: The plugin API these hooks make up. A plugin module may declare the one it was written for
+#: (`nnrun_api = 1`); one this nnrun does not support is skipped with a message.
+PLUGIN_API = 1
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
