@@ -720,7 +720,9 @@ def test_disabling_an_unknown_distribution_warns_with_a_suggestion(install_plugi
 
 def test_the_builtins_cannot_be_disabled(monkeypatch):
     monkeypatch.setenv("NNRUN_DISABLE_PLUGINS", "NNRun")
-    with pytest.raises(PluginLoadError, match=r"names 'nnrun', the built-ins .* cannot be disabled"):
+    with pytest.raises(
+        PluginLoadError, match=r"names 'nnrun', the built-ins .* cannot be disabled"
+    ):
         nnrun.load_registry()
 
 
