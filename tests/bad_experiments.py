@@ -212,6 +212,25 @@ WITH_LINE = {
         "epochs = -2",
         r"\[train\] epochs = -2: Input should be greater than or equal to 1",
     ),
+    # [experiment] requires: a distribution the experiment depends on
+    "a requirement that is not PEP 508": (
+        edit(BASE, "seed = 0", 'seed = 0\nrequires = ["nnrun-extra-optim >> 0.2"]'),
+        "requires =",
+        r"\[experiment\] requires = \[\"nnrun-extra-optim >> 0.2\"\]: 'nnrun-extra-optim >> 0.2' "
+        r"is not a requirement like \"nnrun-extra-optim>=0.2\" \(PEP 508\)",
+    ),
+    "a required distribution that is not installed": (
+        edit(BASE, "seed = 0", 'seed = 0\nrequires = ["nnrun-not-installed>=0.2"]'),
+        "requires =",
+        r"\[experiment\] requires 'nnrun-not-installed>=0.2', which is not installed: "
+        r"pip install 'nnrun-not-installed>=0.2'$",
+    ),
+    "a required version that is not installed": (
+        edit(BASE, "seed = 0", 'seed = 0\nrequires = ["nnrun>=99"]'),
+        "requires =",
+        r"\[experiment\] requires 'nnrun>=99', and nnrun 0\.1\.0 is installed: "
+        r"pip install -U 'nnrun>=99'$",
+    ),
 }
 
 
