@@ -7,7 +7,6 @@ Heavy imports (torch, the plugins) happen inside the commands, so `nnrun --help`
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -267,6 +266,8 @@ def _run(
 
 def _print_summary(summary: dict[str, Any], as_json: bool, run_dir: Path | None) -> None:
     if as_json:
+        import json
+
         run_dir_field = {"run_dir": str(run_dir)} if run_dir is not None else {}
         click.echo(json.dumps({**summary, **run_dir_field}, indent=2))
         return
@@ -300,6 +301,8 @@ def plugins_command(as_json: bool) -> None:
         warnings.simplefilter("ignore")  # failures are part of the listing
         listing = plugin_listing()
     if as_json:
+        import json
+
         click.echo(json.dumps(listing, indent=2))
     else:
         render_plugin_listing(listing)

@@ -6,7 +6,6 @@ prints its message as one paragraph and exits with status 2 instead of showing a
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
@@ -63,6 +62,8 @@ def suggest(word: str, choices: Iterable[str]) -> str:
 
     Case is ignored in the comparison (`SGD` -> 'sgd', `Relu` -> 'relu'); the choice is given as
     it is spelt."""
+    import difflib  # here, not at the top: `nnrun --help` imports this module and needs no difflib
+
     spelt = {choice.lower(): choice for choice in reversed(list(choices))}
     close = difflib.get_close_matches(word.lower(), list(spelt), n=1, cutoff=0.6)
     return f"; did you mean {spelt[close[0]]!r}?" if close else ""

@@ -86,12 +86,12 @@ try:
     runpy.run_module("nnrun", run_name="__main__")
 except SystemExit:
     pass
-print(sorted(m for m in sys.modules if m == "torch" or m.startswith(("nnrun_", "nnrun.plugins"))))
+print(sorted(m for m in sys.modules if m in ("torch", "pluggy") or m.startswith(("nnrun_", "nnrun.plugins"))))
 """
 
 
 def heavy_imports(site, args):
-    """The heavy modules (torch, plugins) a fresh `nnrun ARGS` imported, with `site` installed."""
+    """The heavy modules (torch, pluggy, plugins) a fresh `nnrun ARGS` imported, with `site` installed."""
     path = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
     done = subprocess.run(
         [sys.executable, "-c", PROBE, *args],
