@@ -75,8 +75,9 @@ def test_jobs_workers_load_the_parents_plugins(install_plugin, tmp_path, monkeyp
     result = invoke(*flag, tmp_path / "e.toml", "--jobs", 2, "-q", "--out", tmp_path / "run")
     assert result.exit_code == 0, result.output
     importers = set(marks.read_text().split()) if marks.exists() else set()
-    # without the flag the parent and both workers import the plugin; with it, none of them
-    assert len(importers) == (0 if no_plugins else 3)
+    # without the flag the parent and its workers (one or two: an idle one is reused) import the
+    # plugin; with it, none of them does
+    assert len(importers) == 0 if no_plugins else len(importers) >= 2
 
 
 PROBE = """
