@@ -117,3 +117,21 @@ def test_listing_the_plugins_imports_them(install_plugin):
     site = install_plugin("nnrun-heavy", {"nnrun_heavy": "import torch"}, {"h": "nnrun_heavy"})
     imported = heavy_imports(site, ["plugins", "--json"])
     assert "'nnrun_heavy'" in imported and "'torch'" in imported
+
+
+def test_plugins_shows_collisions_with_what_the_plain_name_picks(install_plugin):
+    signsgd_as = THIRD_PARTY_OPTIMIZER.replace('"signsgd"', '"{}"')
+    install_plugin("nnrun-a", {"lamb_a": signsgd_as.format("lamb")}, {"lamb": "lamb_a"})
+    install_plugin("nnrun-b", {"lamb_b": signsgd_as.format("lamb")}, {"lamb": "lamb_b"})
+    install_plugin("nnrun-c", {"adam_c": signsgd_as.format("adam")}, {"adam": "adam_c"})
+    listing = json.loads(invoke("plugins", "--json").stdout)
+    picks = {c["name"]: c["plain_name_picks"] for c in listing["collisions"]}
+    assert picks == {"adam": "nnrun:adam", "lamb": None}
+    names = {c["qualified"]: c["answers_to"] for c in listing["components"]["optimizers"]}
+    assert names["nnrun-a:lamb"] == ["nnrun-a:lamb"] and names["nnrun:adam"] == [
+        "adam",
+        "nnrun:adam",
+    ]
+    text = invoke("plugins").stdout
+    assert "'lamb' is ambiguous: write 'nnrun-a:lamb' or 'nnrun-b:lamb'" in text
+    assert "'adam' is the built-in, the others answer to 'nnrun-c:adam'" in text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import pytest
 from plugin_sources import THIRD_PARTY_OPTIMIZER
 
@@ -245,3 +247,32 @@ def test_qualified_names_work_in_files_nested_specs_and_overrides_and_are_kept_a
     assert (run.optimizer.name, run.scheduler.params["after"]["name"]) == used
     summary = nnrun.run_experiment(experiment, tmp_path / "run")
     assert summary["runs"][0]["status"] == "ok"
+
+
+def test_the_readme_quotes_the_ambiguity_and_shadowing_messages_as_nnrun_writes_them(nnrun_host):
+    from pathlib import Path
+
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
+    registry = Registry()
+    registry.add("optimizers", "lamb", LambA, LAMB_A)
+    registry.add("optimizers", "lamb", LambB, Provider("nnrun-lamb", "1.0", "lamb"))
+    with pytest.raises(DuplicateComponentError) as info:
+        registry.optimizers["lamb"]
+    assert f"`{info.value}`" in readme
+
+    class Plugin:
+        @nnrun.hookimpl
+        def register_optimizers(self, register):
+            register("adam", LambA)
+
+    nnrun_host.register(Plugin(), provider=Provider("nnrun-fast-adam", "1.0", "adam"))
+    nnrun_host.register(
+        types.SimpleNamespace(
+            register_optimizers=nnrun.hookimpl(lambda register: register("adam", Adam))
+        ),
+        provider=Provider("nnrun", "0.1.0", "optimizers"),
+    )
+    with pytest.warns(PluginLoadWarning) as caught:
+        nnrun.load_registry(nnrun_host)
+    (warning,) = caught
+    assert f"`warning: {warning.message}`" in readme
