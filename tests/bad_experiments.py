@@ -275,6 +275,16 @@ WITHOUT_LINE = {
 # Mistakes found by building the components and looking at the run as a whole (the line is the
 # offending key's, or its component's `name`).
 COMPONENT_LINE = {
+    "a qualified name with a typo": (
+        edit(BASE, 'name = "sgd"', 'name = "nnrun:sgdd"'),
+        'name = "nnrun:sgdd"',
+        r"\[optimizer\]: unknown optimizer 'nnrun:sgdd'; did you mean 'nnrun:sgd'\?",
+    ),
+    "a qualified name of a distribution that is not installed": (
+        edit(BASE, 'name = "sgd"', 'name = "nnrun-extra-optim:sgd"'),
+        'name = "nnrun-extra-optim:sgd"',
+        r"\[optimizer\]: unknown optimizer 'nnrun-extra-optim:sgd'; did you mean 'nnrun:sgd'\?",
+    ),
     "nothing left to train": (
         edit(BASE, "n = 40", "n = 1\nsplit = { val = 0.5 }"),
         "[data]",
