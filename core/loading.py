@@ -73,7 +73,8 @@ class PluginHost:
         """Register a plugin object or module in-process (tests, notebooks, embedding apps).
 
         Raise `PluginError` (and register nothing) if it implements a hook that does not exist, or
-        a hook with arguments that the hook does not pass.
+        a hook with arguments that the hook does not pass, or declares (`nnrun_api`) a plugin API
+        this nnrun does not support.
         """
         name = name or getattr(plugin, "__name__", None) or repr(plugin)
         provider = provider or Provider(name, None, name)
