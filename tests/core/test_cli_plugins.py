@@ -135,3 +135,31 @@ def test_plugins_shows_collisions_with_what_the_plain_name_picks(install_plugin)
     text = invoke("plugins").stdout
     assert "'lamb' is ambiguous: write 'nnrun-a:lamb' or 'nnrun-b:lamb'" in text
     assert "'adam' is the built-in, the others answer to 'nnrun-c:adam'" in text
+
+
+COUNTING_HOOK = """
+import os
+
+import nnrun
+
+@nnrun.hookimpl
+def register_losses(register):
+    with open(os.environ["NNRUN_TEST_MARKS"], "a") as marks:
+        marks.write("called\\n")
+"""
+
+
+@pytest.mark.parametrize("command", ["plugins", "check", "run"])
+def test_a_command_loads_the_plugins_once(install_plugin, tmp_path, monkeypatch, command):
+    install_plugin("nnrun-counting", {"nnrun_counting": COUNTING_HOOK}, {"c": "nnrun_counting"})
+    marks = tmp_path / "marks"
+    monkeypatch.setenv("NNRUN_TEST_MARKS", str(marks))
+    (tmp_path / "e.toml").write_text(BASE)
+    args = {
+        "plugins": ["plugins"],
+        "check": ["check", tmp_path / "e.toml"],
+        "run": ["run", tmp_path / "e.toml", "-q", "--out", tmp_path / "run"],
+    }[command]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert marks.read_text().splitlines() == ["called"]
