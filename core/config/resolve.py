@@ -168,6 +168,13 @@ def _construct(
     except (ValueError, TypeError) as error:
         key = _key_named(str(error), spec)
         raise _Located(f"{where}: {kind[:-1]} {spec['name']!r}: {error}", (*path, key)) from None
+    except Exception as error:  # a plugin's constructor failing otherwise: its bug, named
+        provider = registry.component(kind, spec["name"]).provider
+        raise _Located(
+            f"{where}: {kind[:-1]} {spec['name']!r} from {provider} raised "
+            f"{type(error).__name__}: {error}",
+            (*path, "name"),
+        ) from None
 
 
 def _key_named(message: str, spec: dict[str, Any]) -> str:
