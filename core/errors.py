@@ -38,7 +38,16 @@ class UnknownComponentError(NnrunError, KeyError):
 
     def _message(self) -> str:
         singular = self.kind[:-1] if self.kind.endswith("s") else self.kind
-        hint = suggest(self.name, [*self.available, *self.also])
+        choices = [*self.available, *self.also]
+        # `other-dist:sgd` when sgd is another distribution's: that one, not a near spelling
+        plain = self.name.rpartition(":")[2]
+        same = sorted(
+            (c for c in choices if ":" in self.name and c.rpartition(":")[2] == plain),
+            key=lambda c: ":" not in c,
+        )
+        hint = suggest(self.name, choices)
+        if same:  # the closest spelling among them, else the first qualified one
+            hint = suggest(self.name, same) or f"; did you mean {same[0]!r}?"
         return (
             f"unknown {singular} {self.name!r}{hint}{' ' if hint else '. '}"
             f"Available {self.kind}: {', '.join(self.available) or '(none)'}"

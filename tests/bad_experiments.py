@@ -281,9 +281,9 @@ COMPONENT_LINE = {
         r"\[optimizer\]: unknown optimizer 'nnrun:sgdd'; did you mean 'nnrun:sgd'\?",
     ),
     "a qualified name of a distribution that is not installed": (
-        edit(BASE, 'name = "sgd"', 'name = "nnrun-extra-optim:sgd"'),
-        'name = "nnrun-extra-optim:sgd"',
-        r"\[optimizer\]: unknown optimizer 'nnrun-extra-optim:sgd'; did you mean 'nnrun:sgd'\?",
+        edit(BASE, 'name = "sgd"', 'name = "nnrun-missing-optim:sgd"'),
+        'name = "nnrun-missing-optim:sgd"',
+        r"\[optimizer\]: unknown optimizer 'nnrun-missing-optim:sgd'; did you mean 'nnrun:sgd'\?",
     ),
     "nothing left to train": (
         edit(BASE, "n = 40", "n = 1\nsplit = { val = 0.5 }"),

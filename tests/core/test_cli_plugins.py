@@ -37,7 +37,7 @@ def test_no_plugins_before_or_after_the_command_lists_the_builtins_alone(install
     install_plugin(
         "nnrun-signsgd", {"nnrun_signsgd": THIRD_PARTY_OPTIMIZER}, {"s": "nnrun_signsgd"}
     )
-    assert listed(invoke("plugins", "--json")) == {"nnrun", "nnrun-signsgd"}
+    assert {"nnrun", "nnrun-signsgd"} <= listed(invoke("plugins", "--json"))
     assert listed(invoke(*args)) == {"nnrun"}
 
 
@@ -45,8 +45,9 @@ def test_disable_plugins_leaves_a_distribution_out_of_every_command(install_plug
     install_plugin(
         "nnrun-signsgd", {"nnrun_signsgd": THIRD_PARTY_OPTIMIZER}, {"s": "nnrun_signsgd"}
     )
+    assert "nnrun-signsgd" in listed(invoke("plugins", "--json"))
     result = invoke("plugins", "--json", env={"NNRUN_DISABLE_PLUGINS": "nnrun_signsgd"})
-    assert listed(result) == {"nnrun"}
+    assert "nnrun" in listed(result) and "nnrun-signsgd" not in listed(result)
 
 
 def test_disabling_the_builtins_is_exit_status_2(tmp_path):

@@ -733,7 +733,10 @@ def test_no_plugins_loads_the_builtins_alone(install_plugin, monkeypatch, settin
     )
     monkeypatch.setenv("NNRUN_NO_PLUGINS", setting)
     registry = nnrun.load_registry()
-    assert distributions(registry) == ({"nnrun", "nnrun-signsgd"} if third_party else {"nnrun"})
+    if third_party:  # other installed extensions (nnrun-extra-optim in CI) may be there too
+        assert {"nnrun", "nnrun-signsgd"} <= distributions(registry)
+    else:
+        assert distributions(registry) == {"nnrun"}
 
 
 @pytest.mark.parametrize(
