@@ -295,6 +295,43 @@ def verify_command(target: str, as_json: bool) -> None:
         sys.exit(EXIT_RUN_FAILED)
 
 
+@main.command("new-plugin")
+@click.argument("name")
+@click.option(
+    "--kind",
+    type=click.Choice(
+        [
+            "optimizer",
+            "activation",
+            "loss",
+            "initializer",
+            "scheduler",
+            "solver",
+            "dataset",
+            "metric",
+        ]
+    ),
+    default="optimizer",
+    show_default=True,
+    help="The kind of the example component.",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    help="Where to write the package [default: ./NAME]; must not exist or be empty.",
+)
+@reports_errors
+def new_plugin_command(name: str, kind: str, directory: Path | None) -> None:
+    """Write a plugin package NAME (a distribution name, e.g. nnrun-fancy-sgd) with one working
+    component of the kind, its tests, a README and a CI workflow; it installs and passes its tests
+    as written."""
+    from nnrun.scaffold import new_plugin
+
+    target = new_plugin(name, kind, directory)
+    click.echo(f'wrote {target}: pip install -e "{target}[test]", then python -m pytest {target}')
+
+
 @main.command("show")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
