@@ -92,11 +92,10 @@ def new_plugin(distribution: str, kind: str, directory: Path | None = None) -> P
 
 
 def _template(path: str) -> str:
-    return (
-        resources.files("nnrun")
-        .joinpath("templates", "plugin", f"{path}.tmpl")
-        .read_text(encoding="utf-8")
-    )
+    file = resources.files("nnrun") / "templates" / "plugin"
+    for part in f"{path}.tmpl".split("/"):
+        file = file / part
+    return file.read_text(encoding="utf-8")
 
 
 def _fill(text: str, values: dict[str, str]) -> str:
