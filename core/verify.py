@@ -284,7 +284,7 @@ def render_verify(listing: dict[str, Any], console: Any = None) -> None:
         table.add_column(column)
     failures = []
     for component in listing["components"]:
-        label = f"{component['kind'][:-1]} {component['name']}"
+        full = label = f"{component['kind'][:-1]} {component['name']}"
         for check in component["checks"]:
             result = "passed" if check["passed"] else "[red]FAILED[/]"
             table.add_row(
@@ -295,7 +295,7 @@ def render_verify(listing: dict[str, Any], console: Any = None) -> None:
                 _number(check["tolerance"]),
             )
             if not check["passed"]:
-                failures.append(f"{label}: {check['check']}: {check['message']}")
+                failures.append(f"{full}: {check['check']}: {check['message']}")
             label = ""
     console.print(table)
     for failure in failures:
