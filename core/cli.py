@@ -94,6 +94,8 @@ def main() -> None:
     nnrun experiment.toml           run an experiment (same as `nnrun run experiment.toml`)
     nnrun check experiment.toml     validate it and print the resolved runs
     nnrun plugins                   list every component and where it comes from
+    nnrun verify DIST_OR_NAME       run the conformance kit on installed components
+    nnrun new-plugin NAME --kind K  write a ready plugin package
     """
     show_plugin_warnings_plainly()
 
@@ -306,6 +308,69 @@ def plugins_command(as_json: bool) -> None:
         click.echo(json.dumps(listing, indent=2))
     else:
         render_plugin_listing(listing)
+
+
+@main.command("verify")
+@click.argument("target", metavar="DIST_OR_NAME")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@reports_errors
+def verify_command(target: str, as_json: bool) -> None:
+    """Run the conformance kit on every component of an installed distribution (or on one
+    component): each check of its kind, with the figure it measured and the tolerance.
+    Exit status 0 when every check passes, 1 when one fails."""
+    import json
+
+    from nnrun.verify import render_verify, verify, verify_listing
+
+    def progress(component: Any) -> None:
+        click.echo(f"verifying {component.kind[:-1]} {component.name!r}", err=True)
+
+    listing = verify_listing(target, verify(target, progress=progress))
+    if as_json:
+        click.echo(json.dumps(listing, indent=2))
+    else:
+        from nnrun.experiment.reporting import stdout_console
+
+        render_verify(listing, stdout_console())
+    if not listing["passed"]:
+        sys.exit(EXIT_RUN_FAILED)
+
+
+@main.command("new-plugin")
+@click.argument("name")
+@click.option(
+    "--kind",
+    type=click.Choice(
+        [
+            "optimizer",
+            "activation",
+            "loss",
+            "initializer",
+            "scheduler",
+            "solver",
+            "dataset",
+            "metric",
+        ]
+    ),
+    default="optimizer",
+    show_default=True,
+    help="The kind of the example component.",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    help="Where to write the package [default: ./NAME]; must not exist or be empty.",
+)
+@reports_errors
+def new_plugin_command(name: str, kind: str, directory: Path | None) -> None:
+    """Write a plugin package NAME (a distribution name, e.g. nnrun-fancy-sgd) with one working
+    component of the kind, its tests, a README and a CI workflow; it installs and passes its tests
+    as written."""
+    from nnrun.scaffold import new_plugin
+
+    target = new_plugin(name, kind, directory)
+    click.echo(f'wrote {target}: pip install -e "{target}[test]", then python -m pytest {target}')
 
 
 @main.command("show")

@@ -70,7 +70,8 @@ def register_optimizers(register: Register) -> None:
 
     Called once per registry, when nnrun loads its plugins. Call `register(name, cls)` once per
     optimizer, with `cls` a subclass of `nnrun.Optimizer` whose `step()` reads
-    `self.hyperparameters` and keeps its state in `self.state[param]`.
+    `self.hyperparameters` and keeps its state in `self.state[param]`. A class attribute
+    `reference` (e.g. "torch.optim.Adam") makes `nnrun verify` compare its steps with that one.
     The hook returns None. If it raises, returns a value or registers anything else, the plugin
     fails and is skipped whole.
     """

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
 
 import torch
 
@@ -18,7 +18,18 @@ class Optimizer:
     its hyperparameters from `self.hyperparameters` at each step (so a scheduler's change to `lr`
     takes effect) and keeping per-parameter state in `self.state[param]`, a dict. Doing so is all
     `state_dict()` and `load_state_dict()` need to save and restore the optimizer exactly.
+
+    `reference` declares what `nnrun verify` compares the trajectory with, step for step: a
+    `torch.optim`-style class, a reference step function (see `nnrun.testing.check_optimizer`),
+    or the import path of one, "torch.optim.Adam" or "package.module:function", imported only
+    when verified. The reference is built with the same hyperparameters as the optimizer, those in
+    `verify_hyperparameters` (the defaults where it is empty), so their names must agree.
     """
+
+    #: What the trajectory is checked against by `nnrun verify`; None: the invariants only.
+    reference: ClassVar[str | type | Callable[..., None] | None] = None
+    #: The hyperparameters `nnrun verify` builds the optimizer (and its reference) with.
+    verify_hyperparameters: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, params: Iterable[Parameter], **hyperparameters: Any):
         self.params: list[Parameter] = list(params)

@@ -72,6 +72,8 @@ class BCEWithLogits(Loss):
     L = mean((1 − t)·x − log σ(x));  dL/dx = (σ(x) − t) / n.
     """
 
+    verify_targets = "binary"  # the targets `nnrun verify` checks it with
+
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         _check_same_shape(pred, target)
         # log σ(x) is computed as −log(1 + e⁻ˣ) without forming e⁻ˣ = inf for x ≪ 0
@@ -88,6 +90,8 @@ class CrossEntropy(Loss):
     class probabilities shaped like `pred`, L = −(1/N) Σ_i Σ_c t_ic log p_ic, where
     log p = x − logsumexp(x). Gradients: (p − onehot(target)) / N and (p Σ_c t_c − t) / N.
     """
+
+    verify_targets = "classes"  # the targets `nnrun verify` checks it with
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         _check_logits(pred, target)

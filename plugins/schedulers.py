@@ -8,7 +8,7 @@ torch computes most of them recursively, which agrees with the closed forms to r
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import nnrun
 from nnrun.factory import SchedulerFactory
@@ -53,6 +53,10 @@ class Constant(Scheduler):
 class StepDecay(Scheduler):
     """lr_t = base_lr · gamma^⌊t / step_size⌋ (torch's `StepLR`)."""
 
+    verify_hyperparameters: ClassVar[dict[str, Any]] = {
+        "step_size": 10
+    }  # what `nnrun verify` builds it with
+
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1):
         _require(_is_int(step_size) and step_size > 0, "step_size", step_size, "an integer > 0")
         _require(_is_real(gamma) and gamma >= 0, "gamma", gamma, "a number >= 0")
@@ -65,6 +69,10 @@ class StepDecay(Scheduler):
 
 class ExponentialDecay(Scheduler):
     """lr_t = base_lr · gamma^t (torch's `ExponentialLR`)."""
+
+    verify_hyperparameters: ClassVar[dict[str, Any]] = {
+        "gamma": 0.9
+    }  # what `nnrun verify` builds it with
 
     def __init__(self, optimizer: Optimizer, gamma: float):
         _require(_is_real(gamma) and gamma >= 0, "gamma", gamma, "a number >= 0")
@@ -81,6 +89,10 @@ class CosineAnnealing(Scheduler):
     The closed form of SGDR without restarts (Loshchilov & Hutter, 2017). Past T_max it climbs back
     to base_lr at 2·T_max and so on, with period 2·T_max, as torch's recursive form does.
     """
+
+    verify_hyperparameters: ClassVar[dict[str, Any]] = {
+        "T_max": 20
+    }  # what `nnrun verify` builds it with
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0):
         _require(_is_int(T_max) and T_max > 0, "T_max", T_max, "an integer > 0")
@@ -106,6 +118,12 @@ class LinearWarmup(Scheduler):
     `{ name = "cosine", T_max = 50 }` (a bare name needs no hyperparameters); nnrun checks it like
     any scheduler and passes a factory that builds it on an optimizer.
     """
+
+    #: What `nnrun verify` builds it with: a warm-up handing over to a nested scheduler.
+    verify_hyperparameters: ClassVar[dict[str, Any]] = {
+        "warmup_epochs": 5,
+        "after": {"name": "cosine", "T_max": 20},
+    }
 
     def __init__(
         self,

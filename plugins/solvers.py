@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any, ClassVar
 
 import torch
 
@@ -165,6 +166,12 @@ class QuadraticDescent(Solver):
             in the scale of the root on its side of the vertex. To study how the start changes
             the iterations.
     """
+
+    verify_hyperparameters: ClassVar[dict[str, Any]] = {
+        "a": 1.0,
+        "b": -3.0,
+        "c": 2.0,
+    }  # what `nnrun verify` solves
 
     def __init__(
         self,

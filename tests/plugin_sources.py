@@ -18,6 +18,55 @@ def register_optimizers(register):
     register("signsgd", SignSGD)
 """
 
+# Two optimizers with one defect each, for `nnrun verify`'s failing cases: Adam without the bias
+# correction (only its reference, torch.optim.Adam, catches it: it still descends and keeps
+# every invariant), and SGD with momentum kept outside `self.state` (state_dict loses it).
+BROKEN_OPTIMIZERS = """
+import torch
+
+import nnrun
+
+
+class UncorrectedAdam(nnrun.Optimizer):
+    reference = "torch.optim.Adam"
+    verify_hyperparameters = {"lr": 0.01}
+
+    def __init__(self, params, lr: float = 1e-3):
+        super().__init__(params, lr=lr)
+
+    def step(self):
+        for p in self.params:
+            if p.grad is None:
+                continue
+            state = self.state.setdefault(p, {})
+            m = state.setdefault("m", torch.zeros_like(p.data))
+            v = state.setdefault("v", torch.zeros_like(p.data))
+            m.lerp_(p.grad, 0.1)
+            v.mul_(0.999).addcmul_(p.grad, p.grad, value=0.001)
+            p.data.addcdiv_(m, v.sqrt().add_(1e-8), value=-self.hyperparameters["lr"])
+
+
+class ForgetfulMomentum(nnrun.Optimizer):
+    def __init__(self, params, lr: float = 0.01, momentum: float = 0.9):
+        super().__init__(params, lr=lr, momentum=momentum)
+        self.buffers = {}
+
+    def step(self):
+        lr, momentum = self.hyperparameters["lr"], self.hyperparameters["momentum"]
+        for p in self.params:
+            if p.grad is None:
+                continue
+            buffer = self.buffers.get(p)
+            self.buffers[p] = buffer = p.grad.clone() if buffer is None else momentum * buffer + p.grad
+            p.data.add_(buffer, alpha=-lr)
+
+
+@nnrun.hookimpl
+def register_optimizers(register):
+    register("uncorrected_adam", UncorrectedAdam)
+    register("forgetful_momentum", ForgetfulMomentum)
+"""
+
 #: An optimizer wrapping another one named by its `inner` table, as a wrapper such as lookahead does.
 WRAPPING_OPTIMIZER = """
 import nnrun

@@ -40,6 +40,7 @@ def plugin_listing(registry: Registry | None = None) -> dict[str, Any]:
                 "required": [
                     h.name for h in hyperparameters(component.cls, component.kind) if h.required
                 ],
+                "reference": _reference(component.cls, component.kind),
             }
         )
     failures = [
@@ -78,7 +79,9 @@ def render_plugin_listing(listing: dict[str, Any], console: Console | None = Non
     console = console or Console()
     for kind, components in listing["components"].items():
         table = Table(title=kind, title_justify="left")
-        for column in ("name", "hyperparameters (defaults)", "from"):
+        with_reference = kind == "optimizers"
+        columns = ("name", "hyperparameters (defaults)", "from")
+        for column in (*columns, "reference") if with_reference else columns:
             table.add_column(column)
         for c in components:
             params = ", ".join(
@@ -86,7 +89,10 @@ def render_plugin_listing(listing: dict[str, Any], console: Console | None = Non
             )
             version = f" {c['version']}" if c["version"] else ""
             name = c["answers_to"][0]  # the plain name where it picks this one, else qualified
-            table.add_row(name, params or "-", f"{c['distribution']}{version}")
+            row = [name, params or "-", f"{c['distribution']}{version}"]
+            if with_reference:
+                row.append(escape(c["reference"]) if c["reference"] else "no")
+            table.add_row(*row)
         console.print(table)
     for failure in listing["failures"]:
         version = f" {failure['version']}" if failure["version"] else ""
@@ -149,6 +155,15 @@ def comparison_table(run_dirs: Iterable[Path]) -> Table:
         summary = RunDirectory(path).read_summary()
         rows += [{**run, "name": f"{path}: {run['name']}"} for run in summary["runs"]]
     return results_table({"experiment": "comparison", "runs": rows})
+
+
+def _reference(cls: type, kind: str) -> str | None:
+    """What an optimizer declares `nnrun verify` compares it with (see `nnrun.Optimizer`), as
+    text; None for one that declares nothing and for the other kinds, whose reference is fixed
+    (autograd of forward for activations and losses)."""
+    from nnrun.verify import describe_reference
+
+    return describe_reference(getattr(cls, "reference", None)) if kind == "optimizers" else None
 
 
 def _plain(value: Any) -> Any:

@@ -1,5 +1,6 @@
 """The conformance kit: checks any plugin author runs from their own tests, and that nnrun runs on
-every built-in. Each check raises AssertionError naming the input and the property that broke.
+every built-in. Each check raises AssertionError naming the input and the property that broke;
+`nnrun verify` runs the same checks one by one (see `results.py`) and reports each.
 
     from nnrun.testing import check_optimizer
     def test_my_sgd_matches_torch():
@@ -17,6 +18,11 @@ _CHECKS = {
     "check_activation": "nnrun.testing.gradient_checks",
     "check_loss": "nnrun.testing.gradient_checks",
     "check_optimizer": "nnrun.testing.optimizer_checks",
+    "check_initializer": "nnrun.testing.initializer_checks",
+    "check_scheduler": "nnrun.testing.scheduler_checks",
+    "check_solver": "nnrun.testing.solver_checks",
+    "check_dataset": "nnrun.testing.dataset_checks",
+    "check_metric": "nnrun.testing.metric_checks",
 }
 __all__ = list(_CHECKS)
 

@@ -12,14 +12,16 @@ one-sided derivatives is accepted, since every such value is a valid subgradient
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal, NoReturn
 
 import torch
 
 from nnrun.components import Activation, Loss
+from nnrun.testing.results import CheckFailed, CheckResult
 
 Shape = tuple[int, ...]
 TargetKind = Literal["regression", "binary", "classes", "probabilities"]
@@ -40,6 +42,17 @@ TOLERANCES = {
 FD_TOLERANCE = (1e-5, 1e-6)
 _FD_STEP = 6e-6  # ≈ eps^(1/3) for float64, scaled by max(1, |x|)
 
+_RATIO = "worst |Δ| / (atol + rtol·|reference|), torch.testing's tolerances per dtype"
+#: The named checks of `check_activation` and `check_loss`: name -> (what the figure is, tolerance).
+CHECKS: dict[str, tuple[str, float | None]] = {
+    "runs_on_every_input": ("", None),
+    "leaves_inputs_unmodified": ("", None),
+    "keeps_shape_dtype_device": ("", None),
+    "finite_outputs": ("non-finite values", 0.0),
+    "float32_matches_float64": (_RATIO, 1.0),
+    "backward_matches_reference": (_RATIO + "; autograd or finite differences of forward", 1.0),
+}
+
 
 def check_activation(
     component: type | Activation,
@@ -56,8 +69,34 @@ def check_activation(
     `extremes` and `kinks` are values put into the inputs, alone and mixed with random normals.
     Pass an instance instead of a class if a hyperparameter is named like one of these options.
     """
+    activation_results(
+        component,
+        strict=True,
+        device=device,
+        dtypes=dtypes,
+        shapes=shapes,
+        extremes=extremes,
+        kinks=kinks,
+        **hyperparameters,
+    )
+
+
+def activation_results(
+    component: type | Activation,
+    *,
+    strict: bool = False,
+    device: str | torch.device = "cpu",
+    dtypes: Sequence[torch.dtype] = DTYPES,
+    shapes: Sequence[Shape] = SHAPES,
+    extremes: Sequence[float] = (-100.0, 100.0),
+    kinks: Sequence[float] = (0.0,),
+    **hyperparameters: Any,
+) -> list[CheckResult]:
+    """`check_activation`'s checks, one result per name in `CHECKS`; `strict` raises at the first
+    failure instead. A failing input is not checked further; the other inputs still are."""
     activation, name = _build(component, hyperparameters)
     name = f"check_activation({name})"
+    recorder = _Recorder(strict)
     generator = torch.Generator().manual_seed(0)
     for shape in shapes:
         for label, x64 in _inputs(shape, [*extremes, *kinks], generator):
@@ -66,25 +105,27 @@ def check_activation(
                 torch.randn(shape, generator=generator, dtype=torch.float64)
             )
             grad_y64 = grad_y64.to(device)
-            case = _Case(name, shape, label)
-            y64 = _call(case, "forward", activation.forward, x=x64.clone())
+            case = _Case(name, shape, label, recorder=recorder)
+            with recorder.case():
+                y64 = _call(case, "forward", activation.forward, x=x64.clone())
 
-            def weighted(x: torch.Tensor, v: torch.Tensor = grad_y64) -> torch.Tensor:
-                return v * activation.forward(x)
+                def weighted(x: torch.Tensor, v: torch.Tensor = grad_y64) -> torch.Tensor:
+                    return v * activation.forward(x)
 
-            reference = _Reference(weighted, x64)
-            for dtype in dtypes:
-                case.dtype = dtype
-                x, grad_y = x64.to(dtype), grad_y64.to(dtype)
-                y = _call(case, "forward", activation.forward, x=x)
-                case.check_tensor("forward", y, like=x)
-                case.check_finite("forward", y)
-                if dtype != torch.float64:
-                    case.check_close("forward", "forward in float64", y, y64, x64)
-                grad_x = _call(case, "backward", activation.backward, x=x, y=y, grad_y=grad_y)
-                case.check_tensor("backward", grad_x, like=x)
-                case.check_finite("backward", grad_x)
-                case.check_gradient(grad_x, reference)
+                reference = _Reference(weighted, x64)
+                for dtype in dtypes:
+                    case.dtype = dtype
+                    x, grad_y = x64.to(dtype), grad_y64.to(dtype)
+                    y = _call(case, "forward", activation.forward, x=x)
+                    case.check_tensor("forward", y, like=x)
+                    case.check_finite("forward", y)
+                    if dtype != torch.float64:
+                        case.check_close("forward", "forward in float64", y, y64, x64)
+                    grad_x = _call(case, "backward", activation.backward, x=x, y=y, grad_y=grad_y)
+                    case.check_tensor("backward", grad_x, like=x)
+                    case.check_finite("backward", grad_x)
+                    case.check_gradient(grad_x, reference)
+    return recorder.results()
 
 
 def check_loss(
@@ -105,11 +146,38 @@ def check_loss(
     between), "classes" (class indices (N,) of dtype long for (N, C) logits), "probabilities" (rows
     that sum to 1, some one-hot), or a callable `target_factory(pred) -> target`.
     """
+    loss_results(
+        component,
+        targets,
+        strict=True,
+        device=device,
+        dtypes=dtypes,
+        shapes=shapes,
+        extremes=extremes,
+        kinks=kinks,
+        **hyperparameters,
+    )
+
+
+def loss_results(
+    component: type | Loss,
+    targets: TargetKind | TargetFactory = "regression",
+    *,
+    strict: bool = False,
+    device: str | torch.device = "cpu",
+    dtypes: Sequence[torch.dtype] = DTYPES,
+    shapes: Sequence[Shape] | None = None,
+    extremes: Sequence[float] = (-100.0, 100.0),
+    kinks: Sequence[float] = (0.0,),
+    **hyperparameters: Any,
+) -> list[CheckResult]:
+    """`check_loss`'s checks, one result per name in `CHECKS` (see `activation_results`)."""
     loss, name = _build(component, hyperparameters)
     name = f"check_loss({name})"
     if shapes is None:
         shapes = CLASS_SHAPES if targets in ("classes", "probabilities") else SHAPES
     make_target = _target_factory(targets)
+    recorder = _Recorder(strict)
     generator = torch.Generator().manual_seed(0)
     for shape in shapes:
         for index, (label, pred64) in enumerate(_inputs(shape, [*extremes, *kinks], generator)):
@@ -118,26 +186,28 @@ def check_loss(
             if target64.is_floating_point():
                 target64 = _as_float32_values(target64.to(torch.float64))
             kind = targets if isinstance(targets, str) else "from target_factory"
-            case = _Case(name, shape, f"{label}; targets {kind}")
-            loss64 = _call(case, "forward", loss.forward, pred=pred64.clone(), target=target64)
+            case = _Case(name, shape, f"{label}; targets {kind}", recorder=recorder)
+            with recorder.case():
+                loss64 = _call(case, "forward", loss.forward, pred=pred64.clone(), target=target64)
 
-            def against(p: torch.Tensor, t: torch.Tensor = target64) -> torch.Tensor:
-                return loss.forward(p, t)
+                def against(p: torch.Tensor, t: torch.Tensor = target64) -> torch.Tensor:
+                    return loss.forward(p, t)
 
-            reference = _Reference(against, pred64)
-            for dtype in dtypes:
-                case.dtype = dtype
-                pred = pred64.to(dtype)
-                target = target64.to(dtype) if target64.is_floating_point() else target64
-                value = _call(case, "forward", loss.forward, pred=pred, target=target)
-                case.check_tensor("forward", value, like=pred.new_empty(()))
-                case.check_finite("forward", value)
-                if dtype != torch.float64:
-                    case.check_close("forward", "forward in float64", value, loss64, None)
-                grad = _call(case, "backward", loss.backward, pred=pred, target=target)
-                case.check_tensor("backward", grad, like=pred)
-                case.check_finite("backward", grad)
-                case.check_gradient(grad, reference)
+                reference = _Reference(against, pred64)
+                for dtype in dtypes:
+                    case.dtype = dtype
+                    pred = pred64.to(dtype)
+                    target = target64.to(dtype) if target64.is_floating_point() else target64
+                    value = _call(case, "forward", loss.forward, pred=pred, target=target)
+                    case.check_tensor("forward", value, like=pred.new_empty(()))
+                    case.check_finite("forward", value)
+                    if dtype != torch.float64:
+                        case.check_close("forward", "forward in float64", value, loss64, None)
+                    grad = _call(case, "backward", loss.backward, pred=pred, target=target)
+                    case.check_tensor("backward", grad, like=pred)
+                    case.check_finite("backward", grad)
+                    case.check_gradient(grad, reference)
+    return recorder.results()
 
 
 def _build(component: type | Any, hyperparameters: dict[str, Any]) -> tuple[Any, str]:
@@ -227,10 +297,14 @@ def _call(case: _Case, method: str, function: Callable[..., Any], **inputs: torc
     try:
         result = function(*inputs.values())
     except Exception as error:
-        case.fail(f"{method} raised {type(error).__name__}: {error}", cause=error)
+        case.fail(
+            "runs_on_every_input", f"{method} raised {type(error).__name__}: {error}", cause=error
+        )
     for name, tensor in inputs.items():
         if tensor.shape != before[name].shape or not torch.equal(tensor, before[name]):
-            case.fail(f"{method} modified its argument {name!r} in place")
+            case.fail(
+                "leaves_inputs_unmodified", f"{method} modified its argument {name!r} in place"
+            )
     return result
 
 
@@ -289,27 +363,45 @@ class _Case:
     shape: Shape
     label: str
     dtype: torch.dtype = torch.float64
+    recorder: _Recorder = field(default_factory=lambda: _Recorder(strict=True))
 
-    def fail(self, message: str, cause: BaseException | None = None) -> NoReturn:
-        raise AssertionError(
-            f"{self.check}: {message}\n  input: shape {self.shape}, {self.dtype}, {self.label}"
+    def fail(
+        self,
+        name: str,
+        message: str,
+        cause: BaseException | None = None,
+        figure: float | None = None,
+    ) -> NoReturn:
+        """Raise the failure of the named check (one of `CHECKS`) on this input."""
+        raise _CaseFailed(
+            name,
+            f"{self.check}: {message}\n  input: shape {self.shape}, {self.dtype}, {self.label}",
+            figure,
         ) from cause
 
     def check_tensor(self, method: str, out: Any, like: torch.Tensor) -> None:
         if not isinstance(out, torch.Tensor):
-            self.fail(f"{method} returned {type(out).__name__}, not a torch.Tensor")
+            self.fail(
+                "keeps_shape_dtype_device",
+                f"{method} returned {type(out).__name__}, not a torch.Tensor",
+            )
         for attribute in ("shape", "dtype", "device"):
             got, expected = getattr(out, attribute), getattr(like, attribute)
             if got != expected:
-                self.fail(f"{method} returned {attribute} {got}, expected {expected}")
+                self.fail(
+                    "keeps_shape_dtype_device",
+                    f"{method} returned {attribute} {got}, expected {expected}",
+                )
 
     def check_finite(self, method: str, out: torch.Tensor) -> None:
         bad = ~torch.isfinite(out)
         if bad.any():
             where = _first(bad)
             self.fail(
+                "finite_outputs",
                 f"{method} returned a non-finite value for finite inputs: "
-                f"{out[where].item()} at index {where}"
+                f"{out[where].item()} at index {where}",
+                figure=float(bad.sum()),
             )
 
     def check_close(
@@ -323,22 +415,29 @@ class _Case:
         """Fail where |actual − expected| > atol + rtol·|expected|, naming the worst element."""
         rtol, atol = TOLERANCES[self.dtype]
         error = (actual.to(torch.float64) - expected).abs()
-        bad = ~(error <= atol + rtol * expected.abs())
+        allowed = atol + rtol * expected.abs()
+        bad = ~(error <= allowed)
+        ratio = _largest_ratio(error, allowed)
         if bad.any():
             index = _worst(bad, error)
             at = "" if x is None else f", where the input is {x[index].item():.17g}"
             self.fail(
+                "float32_matches_float64",
                 f"{method} disagrees with {reference_name}: max abs error "
                 f"{error[index].item():.3g} at index {index}{at} ({method} gave "
                 f"{actual[index].item():.17g}, expected {expected[index].item():.17g}); "
-                f"tolerance atol={atol:g}, rtol={rtol:g}"
+                f"tolerance atol={atol:g}, rtol={rtol:g}",
+                figure=ratio,
             )
+        self.recorder.note("float32_matches_float64", ratio)
 
     def check_gradient(self, grad: torch.Tensor, reference: _Reference) -> None:
         """Compare with the reference; at a kink accept anything between the one-sided slopes."""
         rtol, atol = (max(a, b) for a, b in zip(TOLERANCES[self.dtype], reference.tolerance))
         error = (grad.to(torch.float64) - reference.grad).abs()
-        bad = ~(error <= atol + rtol * reference.grad.abs())
+        allowed = atol + rtol * reference.grad.abs()
+        bad = ~(error <= allowed)
+        accepted = torch.zeros_like(bad)
         for flat_index in bad.view(-1).nonzero().view(-1).tolist():
             left, right = reference.one_sided(flat_index)
             value = grad.reshape(-1)[flat_index].item()
@@ -346,16 +445,72 @@ class _Case:
             slack = atol + rtol * max(abs(left), abs(right))
             if kink and min(left, right) - slack <= value <= max(left, right) + slack:
                 bad.view(-1)[flat_index] = False
+                accepted.view(-1)[flat_index] = True  # a subgradient: counts as no error
+        ratio = _largest_ratio(torch.where(accepted, 0.0, error), allowed)
         if bad.any():
             index = _worst(bad, error)
             left, right = reference.one_sided(_flat(index, error.shape))
             self.fail(
+                "backward_matches_reference",
                 f"backward disagrees with {reference.method}: max abs error "
                 f"{error[index].item():.3g} at index {index}, where the input is "
                 f"{reference.x[index].item():.17g} (backward gave {grad[index].item():.17g}, "
                 f"expected {reference.grad[index].item():.17g}; one-sided slopes {left:.6g}, "
-                f"{right:.6g}); tolerance atol={atol:g}, rtol={rtol:g}"
+                f"{right:.6g}); tolerance atol={atol:g}, rtol={rtol:g}",
+                figure=ratio,
             )
+        self.recorder.note("backward_matches_reference", ratio)
+
+
+class _CaseFailed(CheckFailed):
+    def __init__(self, name: str, message: str, figure: float | None):
+        super().__init__(message, figure)
+        self.name = name
+
+
+@dataclass
+class _Recorder:
+    """The worst figure and the first failure of each named check, over every input."""
+
+    strict: bool
+    figures: dict[str, float] = field(default_factory=dict)
+    failures: dict[str, CheckFailed] = field(default_factory=dict)
+
+    def note(self, name: str, figure: float) -> None:
+        self.figures[name] = max(figure, self.figures.get(name, 0.0))
+
+    @contextlib.contextmanager
+    def case(self) -> Iterator[None]:
+        """One input: in strict mode its first failure propagates; otherwise it is recorded
+        (the first of each check) and the input is abandoned."""
+        try:
+            yield
+        except _CaseFailed as failure:
+            if self.strict:
+                raise
+            self.failures.setdefault(failure.name, failure)
+        except Exception as error:  # raised outside forward and backward, e.g. in autograd
+            if self.strict:
+                raise
+            raised = CheckFailed(f"raised {type(error).__name__}: {error}")
+            self.failures.setdefault("runs_on_every_input", raised)
+
+    def results(self) -> list[CheckResult]:
+        out = []
+        for name, (measure, tolerance) in CHECKS.items():
+            failure = self.failures.get(name)
+            if failure is not None:
+                figure = failure.figure
+                out.append(CheckResult(name, False, figure, tolerance, measure, str(failure)))
+            else:
+                figure = self.figures.get(name, 0.0 if tolerance is not None else None)
+                out.append(CheckResult(name, True, figure, tolerance, measure, ""))
+        return out
+
+
+def _largest_ratio(error: torch.Tensor, allowed: torch.Tensor) -> float:
+    ratio = torch.nan_to_num(error / allowed, nan=math.inf)
+    return float(ratio.max()) if ratio.numel() else 0.0
 
 
 def _first(mask: torch.Tensor) -> tuple[int, ...]:

@@ -18,6 +18,7 @@ step. Only `__init__` and `step()` are required of the optimizer: the rest is `n
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -26,6 +27,7 @@ import torch
 
 from nnrun.optimizer import Optimizer
 from nnrun.parameter import Parameter
+from nnrun.testing.results import Check, CheckFailed, run_checks, worst_ratio
 
 #: Steps over which trajectories are compared.
 STEPS = 200
@@ -44,6 +46,10 @@ INTERMITTENT = 1
 ReferenceStep = Callable[..., None]
 
 
+#: Builds the optimizer under test over a list of parameters.
+Build = Callable[[list[Parameter]], Optimizer]
+
+
 def check_optimizer(
     cls: type[Optimizer], reference: type | ReferenceStep | None = None, **hyperparameters: Any
 ) -> None:
@@ -52,27 +58,96 @@ def check_optimizer(
     **hyperparameters)`, then `.step()` reading each tensor's `.grad`), or a `ReferenceStep`
     function; it gets exactly the `hyperparameters` given here, so its defaults are checked too.
     """
-    name = getattr(cls, "__name__", repr(cls))
-    if reference is not None:
-        for dtype in DTYPES:
-            _matches_reference(name, cls, reference, hyperparameters, dtype)
+    run_checks(optimizer_checks(cls, reference, hyperparameters), strict=True)
+
+
+def optimizer_checks(
+    cls: type[Optimizer] | Build,
+    reference: type | ReferenceStep | None,
+    hyperparameters: dict[str, Any],
+    name: str | None = None,
+) -> list[Check]:
+    """The checks of `check_optimizer`, in its order, for `nnrun verify` to run one by one.
+    `cls` may also be a function building the optimizer from its parameters (a component with
+    nested specs); `hyperparameters` then go to the reference only."""
+    build: Build
+    if isinstance(cls, type):
+        name = name or cls.__name__
+        optimizer_cls = cls
+
+        def build(params: list[Parameter]) -> Optimizer:
+            return optimizer_cls(params, **hyperparameters)
+
+    else:
+        build, name = cls, name or repr(cls)
+    hp = hyperparameters
+    checks: list[Check] = []
+    exact = "largest change where none is allowed"
+    for dtype in DTYPES if reference is not None else ():
+        rtol, atol = TOLERANCES[dtype]
+        checks.append(
+            Check(
+                f"matches_reference[{_dtype(dtype)}]",
+                functools.partial(_matches_reference, name, build, reference, hp, dtype),
+                f"worst |Δ| / (atol {atol:g} + rtol {rtol:g}·|reference|) over {STEPS} steps",
+                1.0,
+            )
+        )
     for dtype in DTYPES:
-        _leaves_params_without_grad(name, cls, hyperparameters, dtype)
-        _zero_gradients_stay_finite(name, cls, hyperparameters, dtype)
-        _state_dict_round_trip(name, cls, hyperparameters, dtype)
-        _decreases_a_quadratic(name, cls, hyperparameters, dtype)
-    _reads_lr_at_each_step(name, cls, hyperparameters)
+        checks += [
+            Check(
+                f"leaves_params_without_grad[{_dtype(dtype)}]",
+                functools.partial(_leaves_params_without_grad, name, build, dtype),
+                exact,
+                0.0,
+            ),
+            Check(
+                f"finite_on_zero_gradients[{_dtype(dtype)}]",
+                functools.partial(_zero_gradients_stay_finite, name, build, dtype),
+                "non-finite parameter values",
+                0.0,
+            ),
+            Check(
+                f"state_dict_round_trip[{_dtype(dtype)}]",
+                functools.partial(_state_dict_round_trip, name, build, dtype),
+                "largest difference from the run that never stopped",
+                0.0,
+            ),
+            Check(
+                f"decreases_a_quadratic[{_dtype(dtype)}]",
+                functools.partial(_decreases_a_quadratic, name, build, hp, dtype),
+                f"loss after {STEPS} steps / loss at the start (must be below)",
+                1.0,
+            ),
+        ]
+    checks.append(
+        Check(
+            "reads_lr_at_each_step",
+            functools.partial(_reads_lr_at_each_step, name, build),
+            "largest difference made by changing lr (must be above)",
+            0.0,
+        )
+    )
     if torch.cuda.is_available():
         for dtype in DTYPES:
-            _agrees_on_cuda(name, cls, hyperparameters, dtype)
+            rtol, atol = TOLERANCES[dtype]
+            checks.append(
+                Check(
+                    f"agrees_on_cuda[{_dtype(dtype)}]",
+                    functools.partial(_agrees_on_cuda, name, build, dtype),
+                    f"worst |Δ| / (atol {atol:g} + rtol {rtol:g}·|CPU value|)",
+                    1.0,
+                )
+            )
+    return checks
 
 
 # --- The properties -----------------------------------------------------------------------------
 
 
-def _matches_reference(name, cls, reference, hyperparameters, dtype) -> None:
+def _matches_reference(name, build, reference, hyperparameters, dtype) -> float:
     ours = _parameters(dtype)
-    optimizer = cls(ours, **hyperparameters)
+    optimizer = build(ours)
     start = [p.data.clone() for p in ours]
     if isinstance(reference, type):
         tensors = [torch.nn.Parameter(x.clone()) for x in start]
@@ -82,6 +157,8 @@ def _matches_reference(name, cls, reference, hyperparameters, dtype) -> None:
         values = [x.clone() for x in start]
         states: list[dict] = [{} for _ in values]
         counts = [0 for _ in values]
+    rtol, atol = TOLERANCES[dtype]
+    worst = 0.0
     for step, grads in enumerate(_gradients(dtype), start=1):
         _assign(ours, grads)
         optimizer.step()
@@ -96,7 +173,8 @@ def _matches_reference(name, cls, reference, hyperparameters, dtype) -> None:
                     reference(value, grad.clone(), states[i], counts[i], **hyperparameters)
         for param, expected in zip(ours, values):
             _expect_kept(name, param, expected, step, "matches the reference")
-            rtol, atol = TOLERANCES[dtype]
+            ratio = worst_ratio(param.data, expected, rtol, atol)
+            worst = max(worst, ratio)
             if not torch.allclose(param.data, expected, rtol=rtol, atol=atol):
                 _fail(
                     name,
@@ -104,14 +182,16 @@ def _matches_reference(name, cls, reference, hyperparameters, dtype) -> None:
                     param.data,
                     step,
                     f"{_difference(param.data, expected)} (rtol {rtol}, atol {atol})",
+                    ratio,
                 )
+    return worst
 
 
-def _leaves_params_without_grad(name, cls, hyperparameters, dtype) -> None:
+def _leaves_params_without_grad(name, build, dtype) -> float:
     params = _parameters(dtype)
     untouched = Parameter(torch.linspace(-1, 1, 6, dtype=dtype).reshape(2, 3))
     before = untouched.data.clone()
-    optimizer = cls([*params, untouched], **hyperparameters)
+    optimizer = build([*params, untouched])
     for step, grads in enumerate(_gradients(dtype, steps=20), start=1):
         _assign(params, grads)
         untouched.grad = None
@@ -123,12 +203,14 @@ def _leaves_params_without_grad(name, cls, hyperparameters, dtype) -> None:
                 untouched.data,
                 step,
                 _difference(untouched.data, before),
+                _largest(untouched.data, before),
             )
+    return 0.0
 
 
-def _zero_gradients_stay_finite(name, cls, hyperparameters, dtype) -> None:
+def _zero_gradients_stay_finite(name, build, dtype) -> float:
     params = _parameters(dtype)
-    optimizer = cls(params, **hyperparameters)
+    optimizer = build(params)
     generator = torch.Generator().manual_seed(1)
     for step in range(1, 31):
         # Zero from the start (0/0 in a fresh state), then zero after nonzero steps.
@@ -146,12 +228,14 @@ def _zero_gradients_stay_finite(name, cls, hyperparameters, dtype) -> None:
                     param.data,
                     step,
                     f"gradient {what} gave {param.data.flatten()[:6].tolist()}",
+                    float((~torch.isfinite(param.data)).sum()),
                 )
+    return 0.0
 
 
-def _state_dict_round_trip(name, cls, hyperparameters, dtype) -> None:
+def _state_dict_round_trip(name, build, dtype) -> float:
     params = _parameters(dtype)
-    original = cls(params, **hyperparameters)
+    original = build(params)
     grads = list(_gradients(dtype, steps=40))
     for g in grads[:25]:
         _assign(params, g)
@@ -166,12 +250,12 @@ def _state_dict_round_trip(name, cls, hyperparameters, dtype) -> None:
     try:
         saved = torch.load(buffer, weights_only=True)
     except Exception as error:
-        raise AssertionError(
+        raise CheckFailed(
             f"{name}: state_dict() must hold only tensors and plain Python values, so that "
             f"torch.load(weights_only=True) can read a checkpoint: {error}"
         ) from None
     copies = [Parameter(p.data.clone()) for p in params]
-    restored = cls(copies, **hyperparameters)
+    restored = build(copies)
     restored.load_state_dict(saved)
     for step, g in enumerate(grads[25:], start=26):
         _assign(params, g)
@@ -188,14 +272,16 @@ def _state_dict_round_trip(name, cls, hyperparameters, dtype) -> None:
                     param.data,
                     step,
                     _difference(copy.data, param.data),
+                    _largest(copy.data, param.data),
                 )
+    return 0.0
 
 
-def _reads_lr_at_each_step(name, cls, hyperparameters) -> None:
+def _reads_lr_at_each_step(name, build) -> float | None:
     a, b = _parameters(torch.float64), _parameters(torch.float64)
-    first, second = cls(a, **hyperparameters), cls(b, **hyperparameters)
+    first, second = build(a), build(b)
     if "lr" not in second.hyperparameters:
-        return
+        return None
     for step, grads in enumerate(_gradients(torch.float64, steps=20), start=1):
         if step == 11:
             second.lr = second.lr * 0.1 if second.lr else 1e-3
@@ -203,14 +289,17 @@ def _reads_lr_at_each_step(name, cls, hyperparameters) -> None:
         _assign(b, grads)
         first.step()
         second.step()
-    if all(torch.equal(p.data, q.data) for p, q in zip(a, b)):
-        raise AssertionError(
+    change = max(_largest(p.data, q.data) for p, q in zip(a, b))
+    if change == 0:
+        raise CheckFailed(
             f"{name}: setting optimizer.lr after construction had no effect over 10 steps; "
-            f"step() must read self.hyperparameters at each step (schedulers set optimizer.lr)"
+            f"step() must read self.hyperparameters at each step (schedulers set optimizer.lr)",
+            0.0,
         )
+    return change
 
 
-def _decreases_a_quadratic(name, cls, hyperparameters, dtype) -> None:
+def _decreases_a_quadratic(name, build, hyperparameters, dtype) -> float:
     """f(θ) = ½·Σ a·(θ − c)²; with maximize=True the optimizer is given ∇(−f) to ascend."""
     generator = torch.Generator().manual_seed(2)
     params = _parameters(dtype)
@@ -223,26 +312,30 @@ def _decreases_a_quadratic(name, cls, hyperparameters, dtype) -> None:
             float((0.5 * a * (p.data - c) ** 2).sum()) for p, a, c in zip(params, curvature, centre)
         )
 
-    optimizer = cls(params, **hyperparameters)
+    optimizer = build(params)
     start = loss()
     for _ in range(STEPS):
         for p, a, c in zip(params, curvature, centre):
             p.grad = sign * a * (p.data - c)
         optimizer.step()
     end = loss()
+    ratio = end / start if start else float("inf")
     if not end < start:
-        raise AssertionError(
+        raise CheckFailed(
             f"{name}: does not decrease a convex quadratic [{_dtype(dtype)}, shapes "
-            f"{list(SHAPES)}, {STEPS} steps]: loss went from {start:.6g} to {end:.6g}"
+            f"{list(SHAPES)}, {STEPS} steps]: loss went from {start:.6g} to {end:.6g}",
+            ratio,
         )
+    return ratio
 
 
-def _agrees_on_cuda(name, cls, hyperparameters, dtype) -> None:
+def _agrees_on_cuda(name, build, dtype) -> float:
     device = torch.device("cuda")
     on_cpu = _parameters(dtype)
     on_gpu = [Parameter(p.data.to(device)) for p in on_cpu]
-    cpu_optimizer, gpu_optimizer = cls(on_cpu, **hyperparameters), cls(on_gpu, **hyperparameters)
+    cpu_optimizer, gpu_optimizer = build(on_cpu), build(on_gpu)
     rtol, atol = TOLERANCES[dtype]
+    worst = 0.0
     for step, grads in enumerate(_gradients(dtype, steps=50), start=1):
         _assign(on_cpu, grads)
         _assign(on_gpu, [None if g is None else g.to(device) for g in grads])
@@ -250,6 +343,8 @@ def _agrees_on_cuda(name, cls, hyperparameters, dtype) -> None:
         gpu_optimizer.step()
         for gpu, cpu in zip(on_gpu, on_cpu):
             _expect_kept(name, gpu, cpu.data.to(device), step, "works on CUDA")
+            ratio = worst_ratio(gpu.data.cpu(), cpu.data, rtol, atol)
+            worst = max(worst, ratio)
             if not torch.allclose(gpu.data.cpu(), cpu.data, rtol=rtol, atol=atol):
                 _fail(
                     name,
@@ -257,6 +352,7 @@ def _agrees_on_cuda(name, cls, hyperparameters, dtype) -> None:
                     gpu.data,
                     step,
                     _difference(gpu.data.cpu(), cpu.data),
+                    ratio,
                 )
     for param, state in gpu_optimizer.state.items():
         for key, value in state.items():
@@ -265,9 +361,10 @@ def _agrees_on_cuda(name, cls, hyperparameters, dtype) -> None:
                 and value.dim() > 0
                 and value.device != param.data.device
             ):
-                raise AssertionError(
+                raise CheckFailed(
                     f"{name}: state[{key!r}] of a CUDA parameter is on {value.device}"
                 )
+    return worst
 
 
 # --- Helpers ------------------------------------------------------------------------------------
@@ -334,7 +431,15 @@ def _dtype(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def _fail(name: str, prop: str, tensor: torch.Tensor, step: int, detail: str) -> None:
-    raise AssertionError(
-        f"{name}: {prop} [{_dtype(tensor.dtype)}, shape {tuple(tensor.shape)}, step {step}]: {detail}"
+def _largest(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    delta = torch.nan_to_num((actual.double() - expected.double()).abs(), nan=float("inf"))
+    return float(delta.max()) if delta.numel() else 0.0
+
+
+def _fail(
+    name: str, prop: str, tensor: torch.Tensor, step: int, detail: str, figure: float | None = None
+) -> None:
+    raise CheckFailed(
+        f"{name}: {prop} [{_dtype(tensor.dtype)}, shape {tuple(tensor.shape)}, step {step}]: {detail}",
+        figure,
     )

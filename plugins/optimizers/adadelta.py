@@ -37,6 +37,8 @@ class Adadelta(PerParameter):
     Zeiler 2012, "ADADELTA: An Adaptive Learning Rate Method" (arXiv:1212.5701).
     """
 
+    reference = "torch.optim.Adadelta"
+
     def __init__(
         self,
         params: Iterable[Parameter],

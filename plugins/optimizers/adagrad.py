@@ -40,6 +40,8 @@ class Adagrad(PerParameter):
     `torch._fused_adagrad_`.
     """
 
+    reference = "torch.optim.Adagrad"
+
     fused_kernel = "_fused_adagrad_"
 
     def __init__(

@@ -40,6 +40,8 @@ class Adam(PerParameter):
     parameters go through torch's fused kernel.
     """
 
+    reference = "torch.optim.Adam"
+
     fused_kernel = "_fused_adam_"
     decoupled_weight_decay = False
 
@@ -121,6 +123,8 @@ class AdamW(Adam):
 
     Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization" (ICLR).
     """
+
+    reference = "torch.optim.AdamW"
 
     fused_kernel = "_fused_adamw_"
     decoupled_weight_decay = True

@@ -36,6 +36,8 @@ class Adamax(PerParameter):
     Kingma & Ba 2015, "Adam: A Method for Stochastic Optimization" (ICLR), section 7.1.
     """
 
+    reference = "torch.optim.Adamax"
+
     def __init__(
         self,
         params: Iterable[Parameter],

@@ -42,6 +42,8 @@ class NAdam(PerParameter):
     torch keeps it in a float32 tensor, which agrees to well within float64 tolerances.
     """
 
+    reference = "torch.optim.NAdam"
+
     def __init__(
         self,
         params: Iterable[Parameter],

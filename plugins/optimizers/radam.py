@@ -46,6 +46,8 @@ class RAdam(PerParameter):
     products as four parameter-sized temporaries); the result agrees with torch's to rounding.
     """
 
+    reference = "torch.optim.RAdam"
+
     def __init__(
         self,
         params: Iterable[Parameter],

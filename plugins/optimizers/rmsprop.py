@@ -40,6 +40,8 @@ class RMSprop(PerParameter):
     Networks" (arXiv:1308.0850).
     """
 
+    reference = "torch.optim.RMSprop"
+
     def __init__(
         self,
         params: Iterable[Parameter],

@@ -36,6 +36,8 @@ class SGD(PerParameter):
     go through `torch._fused_sgd_` in one call, which is what keeps a step of a tiny network cheap.
     """
 
+    reference = "torch.optim.SGD"
+
     fused_kernel = "_fused_sgd_"
 
     def __init__(

@@ -243,3 +243,16 @@ def test_runs_on_cuda_and_still_catches_a_broken_backward():
     check_loss(LogCosh, device="cuda")
     with pytest.raises(AssertionError, match="backward disagrees"):
         check_activation(SigmoidMissingAFactor, device="cuda")
+
+
+def test_results_name_the_failing_check_and_keep_checking_the_others():
+    from nnrun.testing.gradient_checks import CHECKS, activation_results
+
+    results = {r.check: r for r in activation_results(SigmoidMissingAFactor)}
+    assert list(results) == list(CHECKS)
+    failed = results["backward_matches_reference"]
+    assert not failed.passed and failed.figure > failed.tolerance == 1.0
+    assert "backward disagrees with autograd of forward" in failed.message
+    assert all(r.passed for name, r in results.items() if name != "backward_matches_reference")
+    assert 0 < results["float32_matches_float64"].figure <= 1.0
+    assert all(r.passed for r in activation_results(Softsign))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import nnrun
 from nnrun_extra_optim._common import Base, check_count
@@ -31,6 +31,9 @@ class Lookahead(Base):
     that has not moved stays exactly where it is (φ + α·0 = φ). The inner optimizer's state is
     saved and restored with Lookahead's.
     """
+
+    #: What `nnrun verify` builds it with: its required `inner`, here the built-in Adam.
+    verify_hyperparameters: ClassVar[dict[str, Any]] = {"inner": {"name": "adam", "lr": 0.01}}
 
     def __init__(
         self,
