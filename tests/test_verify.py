@@ -162,5 +162,6 @@ def test_plugins_listing_shows_each_optimizers_reference():
     optimizers = {c["name"]: c for c in json.loads(result.stdout)["components"]["optimizers"]}
     assert optimizers["sgd"]["reference"] == "torch.optim.SGD"
     assert optimizers["lion"]["reference"] is None
-    table = invoke("plugins").stdout
+    # wide enough that no cell wraps, whatever extension packages are installed beside nnrun
+    table = CliRunner().invoke(main, ["plugins"], env={"COLUMNS": "250"}).stdout
     assert "reference" in table and "torch.optim.RMSprop" in table

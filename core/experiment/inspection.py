@@ -82,7 +82,7 @@ def render_plugin_listing(listing: dict[str, Any], console: Console | None = Non
         with_reference = kind == "optimizers"
         columns = ("name", "hyperparameters (defaults)", "from")
         for column in (*columns, "reference") if with_reference else columns:
-            table.add_column(column)
+            table.add_column(column, overflow="fold")  # wrap, never cut a name off
         for c in components:
             params = ", ".join(
                 c["required"] + [f"{k}={v!r}" for k, v in c["hyperparameters"].items()]

@@ -419,3 +419,9 @@ def test_a_plugin_default_that_toml_cannot_hold_does_not_break_check(tmp_path, i
     path = write(tmp_path, TWO_RUNS.replace("[1, 4, 1]", '[1, 4, 1]\nactivation = "cube"'))
     result = invoke("check", path)
     assert result.exit_code == 0, result.output
+
+
+def test_a_narrow_terminal_wraps_the_plugin_listing_instead_of_cutting_names_off():
+    result = CliRunner().invoke(main, ["plugins"], env={"COLUMNS": "60"})
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.stdout
