@@ -68,9 +68,9 @@ def load_experiment(
     for name, tables in composed:
         run, problems = validate_run(text, name, tables)
         if run is None:
-            located = component_problems(tables, registry)
+            located = component_problems(tables, registry, path.parent)
         else:
-            run, located = resolve_components(run, registry)
+            run, located = resolve_components(run, registry, path.parent)
             if not located:
                 located = check_fit(run, registry, memory)
         problems += [(line_for(text, loc, name), message) for loc, message in located]
