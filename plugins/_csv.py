@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -208,9 +209,11 @@ class _Reader:
         if QUOTE in text:
             raise _Refused
         d = self.delimiter
-        values = np.loadtxt(
-            lines, dtype=self.dtype, delimiter=d, comments=None, usecols=self.numeric, ndmin=2
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data": a chunk of blank lines
+            values = np.loadtxt(
+                lines, dtype=self.dtype, delimiter=d, comments=None, usecols=self.numeric, ndmin=2
+            )
         # every row has exactly width cells (loadtxt only looks at the columns it uses)
         if text.count(self.delimiter) != (self.width - 1) * len(values):
             raise _Refused
