@@ -399,3 +399,51 @@ def test_a_dataset_from_an_installed_distribution_trains_from_the_cli(tmp_path, 
     assert result.exit_code == 0, result.output
     (entry,) = json.loads(result.stdout)["runs"]
     assert entry["status"] == "ok" and math.isfinite(entry["final_val_loss"])
+
+
+def test_a_sweep_over_optimizers_loads_its_dataset_once(tmp_path, nnrun_builtins_host):
+    loads = []
+
+    class Counted(nnrun.Dataset):
+        def __init__(self, n: int):
+            self.n = n
+
+        def load(self, context):
+            loads.append(self.n)
+            x = torch.rand(self.n, 1, generator=context.generator, dtype=context.dtype)
+            return nnrun.LoadedData(x, 2 * x, ("x",), ("y",))
+
+    class Plugin:
+        @nnrun.hookimpl
+        def register_datasets(self, register):
+            register("counted", Counted)
+
+    nnrun_builtins_host.register(Plugin(), name="counted")
+    registry = nnrun.load_registry(nnrun_builtins_host)
+    text = PLUGIN_EXPERIMENT.replace(
+        'kind = "checkerboard"\nn = 400\nsize = 3', 'kind = "counted"\nn = 64'
+    )
+    text = text.replace("[2, 16, 2]", "[1, 4, 1]").replace('"cross_entropy"', '"mse"')
+    text += '\n[sweep]\n"optimizer.lr" = [0.1, 0.01, 0.001]\n'
+    runs = load_experiment(write(tmp_path, text, "experiment.toml"), registry=registry).runs
+    first, *others = [make_data(run, registry) for run in runs]
+    assert len(runs) == 3 and loads == [64]
+    assert all(torch.equal(first.val[0], other.val[0]) for other in others)
+
+
+def test_skipped_rows_are_reported_by_check_and_run(tmp_path):
+    rows = "".join(f"{i},{i % 3}\n" for i in range(30))
+    write(tmp_path, "x,label\n" + rows + "7,\n" + "oops,1\n", "rows.csv")
+    text = (
+        '[experiment]\nname = "skip"\nseed = 0\n\n[data]\nkind = "csv"\npath = "rows.csv"\n'
+        'task = "classification"\non_bad_rows = "skip"\n\n[model]\nlayers = [1, 3]\n\n'
+        '[loss]\nname = "cross_entropy"\n\n[optimizer]\nname = "sgd"\nlr = 0.1\n\n'
+        "[train]\nepochs = 1\n"
+    )
+    path = write(tmp_path, text, "experiment.toml")
+    check = CliRunner().invoke(main, ["check", str(path)])
+    assert "#   [data] kind 'csv': skipped 2 bad rows of rows.csv" in check.stdout
+    assert "30 samples (train 30)" in check.stdout
+    result = CliRunner().invoke(main, [str(path), "--out", str(tmp_path / "out"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "nnrun: [data] kind 'csv': skipped 2 bad rows of rows.csv" in result.stderr
