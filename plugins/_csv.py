@@ -216,8 +216,7 @@ class _Reader:
                 usecols=self.numeric,
                 ndmin=2,
             )
-        # every row has exactly width cells (loadtxt only looks at the columns it uses)
-        if text.count(self.delimiter) != (self.width - 1) * len(values):
+        if not self._every_row_full(text):
             raise _Refused
         if not np.isfinite(values).all():
             raise _Refused
@@ -231,6 +230,20 @@ class _Reader:
         if len(label) != len(values) or (label == "").any():
             raise _Refused
         return values, label
+
+    def _every_row_full(self, text: str) -> bool:
+        """Whether every line of `text` has width cells (loadtxt only looks at the columns it
+        uses): its delimiters counted per line, vectorised; a blank line sends the chunk to the
+        careful path, which skips it."""
+        if len(self.delimiter.encode()) != 1:  # a delimiter past ASCII: count in the text
+            return text.count(self.delimiter) == (self.width - 1) * text.count("\n")
+        raw = np.frombuffer(text.encode(), dtype=np.uint8)
+        ends = np.flatnonzero(raw == 10)
+        if len(ends) == 0 or ends[-1] != len(raw) - 1:  # the file's last line has no newline
+            ends = np.append(ends, len(raw))
+        before = np.concatenate([[0], np.cumsum(raw == ord(self.delimiter), dtype=np.int64)])
+        per_line = np.diff(before[ends], prepend=0)
+        return bool((per_line == self.width - 1).all())
 
     def _careful(self, lines: list[str], first: int) -> tuple[np.ndarray, np.ndarray | None]:
         """The chunk line by line: the first bad row is an error (or each is skipped)."""

@@ -447,3 +447,10 @@ def test_skipped_rows_are_reported_by_check_and_run(tmp_path):
     result = CliRunner().invoke(main, [str(path), "--out", str(tmp_path / "out"), "-q"])
     assert result.exit_code == 0, result.output
     assert "nnrun: [data] kind 'csv': skipped 2 bad rows of rows.csv" in result.stderr
+
+
+def test_a_long_and_a_short_row_in_columns_the_reader_skips_are_still_ragged(tmp_path):
+    """Delimiters summed over a chunk would balance out +1 and -1: they are counted per line."""
+    text = "y,a,b\n1,2,3\n4,5,6,7\n8,9\n"
+    with pytest.raises(ConfigError, match=r"^data\.csv line 3 has 4 cells where the header has 3"):
+        read(tmp_path, text, inputs=["a"], targets="y")
