@@ -4,6 +4,8 @@ checks each message and its line, `tests/test_check_run_agree.py` that `nnrun ch
 
 from __future__ import annotations
 
+from pathlib import Path
+
 BASE = """\
 [experiment]
 name = "schema"
@@ -54,7 +56,7 @@ WITH_LINE = {
     "unknown key in an inline sub-table": (
         edit(BASE, "n = 40", "n = 40\nsplit = { tst = 0.1 }"),
         "tst = 0.1",
-        r"\[data\.split\] unknown key 'tst'; \[data\.split\] takes val$",
+        r"\[data\.split\] unknown key 'tst'; did you mean 'test'\?; \[data\.split\] takes val, test$",
     ),
     "unknown key in a sub-table header": (
         BASE + "\n[data.split]\nvall = 0.1\n",
@@ -77,7 +79,7 @@ WITH_LINE = {
     "misspelt required key": (
         edit(BASE, "expr = ", "exp = "),
         "exp = ",
-        r"\[data\] unknown key 'exp'; did you mean 'expr'\?",
+        r"\[data\]: dataset 'function' does not take 'exp'; did you mean 'expr'\?; it takes expr, n",
     ),
     "unknown key in a run": (
         BASE + '\n[[runs]]\nname = "a"\ntrain = { epochs = 2, shufle = true }\n',
@@ -113,7 +115,7 @@ WITH_LINE = {
     "string for a number": (
         edit(BASE, "n = 40", 'n = 40\nnoise = "0.1"'),
         "noise =",
-        r'\[data\] noise = "0\.1": Input should be a valid number',
+        r"\[data\]: noise = '0\.1': noise: Input should be a valid number",
     ),
     "string in a list of numbers": (
         BASE + 'probes = [1.0, "two"]\n',
@@ -138,7 +140,8 @@ WITH_LINE = {
     "three numbers for a range": (
         edit(BASE, "n = 40", "n = 40\nrange = [0.0, 1.0, 2.0]"),
         "range =",
-        r"\[data\] range = \[0\.0, 1\.0, 2\.0\]: Tuple should have at most 2 items",
+        r"\[data\]: dataset 'function': Invalid range: \[0\.0, 1\.0, 2\.0\]; range is \[low, high\] "
+        r"for every input or one \[low, high\] per input \(1 here\)",
     ),
     # out of range
     "val share of 1": (
@@ -154,12 +157,13 @@ WITH_LINE = {
     "negative noise": (
         edit(BASE, "n = 40", "n = 40\nnoise = -1.0"),
         "noise =",
-        r"\[data\] noise = -1\.0: Input should be greater than or equal to 0",
+        r"\[data\]: dataset 'function': Invalid noise: -1\.0; noise must be finite and at least 0",
     ),
     "reversed range": (
         edit(BASE, "n = 40", "n = 40\nrange = [2.0, -2.0]"),
         "range =",
-        r"\[data\] range = \[2\.0, -2\.0\]: range must be \[low, high\] with finite low < high",
+        r"\[data\]: dataset 'function': Invalid range: \[2\.0, -2\.0\]; range must be \[low, high\] "
+        r"with finite low < high",
     ),
     "zero grad_clip": (
         BASE + "grad_clip = 0.0\n",
@@ -236,8 +240,6 @@ WITH_LINE = {
 
 # Mistakes no single line holds: the message names the file and the table.
 WITHOUT_LINE = {
-    "missing expr": (edit(BASE, 'expr = "x**2"\n', ""), r"\[data\] 'expr' is required"),
-    "missing n": (edit(BASE, "n = 40\n", ""), r"\[data\] 'n' is required"),
     "missing layers": (edit(BASE, "layers = [1, 4, 1]\n", ""), r"\[model\] 'layers' is required"),
     "missing epochs": (edit(BASE, "epochs = 3\n", ""), r"\[train\] 'epochs' is required"),
     "missing optimizer name": (
@@ -287,9 +289,17 @@ COMPONENT_LINE = {
     ),
     "nothing left to train": (
         edit(BASE, "n = 40", "n = 1\nsplit = { val = 0.5 }"),
-        "[data]",
-        r"\[data\] n = 1 with split = \{ val = 0\.5 \} leaves nothing to train on",
+        "split =",
+        r"\[data\] split = \{ val = 0\.5 \}: 1 samples are too few to give val one and keep one "
+        r"for training",
     ),
+    # a dataset's required hyperparameter is missing: on the [data] line
+    "missing expr": (
+        edit(BASE, 'expr = "x**2"\n', ""),
+        "[data]",
+        r"\[data\]: dataset 'function' needs 'expr'",
+    ),
+    "missing n": (edit(BASE, "n = 40\n", ""), "[data]", r"\[data\]: dataset 'function' needs 'n'"),
     "too large for this machine": (
         edit(BASE, "layers = [1, 4, 1]", "layers = [1, 1000000000000, 1]"),
         "layers =",
@@ -368,7 +378,7 @@ WITH_LINE.update(
         "infinite noise": (
             edit(BASE, "n = 40", "n = 40\nnoise = inf"),
             "noise =",
-            r"\[data\] noise = inf: Input should be a finite number",
+            r"\[data\]: noise = inf: noise must be a finite number",
         ),
         "repeated probe": (
             BASE + "probes = [0.1, 0.5, 0.1]\n",
@@ -451,3 +461,134 @@ def bad_files() -> dict[str, tuple[str, str]]:
     cases |= {name: (text, message) for name, (text, _, message) in COMPONENT_LINE.items()}
     cases |= WITHOUT_LINE
     return cases
+
+
+# Datasets read from files: the repository's iris CSV, and a copy of it with one bad cell.
+DATA = Path(__file__).resolve().parent / "data"
+IRIS = Path(__file__).resolve().parents[1] / "examples" / "data" / "iris.csv"
+CSV = f"""\
+[experiment]
+name = "csv"
+seed = 0
+
+[data]
+kind = "csv"
+path = "{IRIS}"
+targets = "species"
+task = "classification"
+
+[model]
+layers = [4, 8, 3]
+
+[loss]
+name = "cross_entropy"
+
+[optimizer]
+name = "sgd"
+lr = 0.1
+
+[train]
+epochs = 1
+"""
+
+COMPONENT_LINE.update(
+    {
+        "a bad CSV cell": (
+            edit(CSV, str(IRIS), str(DATA / "iris_bad_cell.csv")),
+            "path =",
+            r"\[data\] iris_bad_cell\.csv line 17, column 'sepal_width': 'abc' is not a number "
+            r"\(or set on_bad_rows = \"skip\" to leave such rows out\)",
+        ),
+        "no such CSV file": (
+            edit(CSV, str(IRIS), "missing.csv"),
+            "path =",
+            r"\[data\] path = 'missing\.csv': there is no file '.*missing\.csv'",
+        ),
+        "a folder for a CSV file": (
+            edit(CSV, str(IRIS), str(DATA)),
+            "path =",
+            r"\[data\] path = '.*data': '.*data' is not a regular file",
+        ),
+        "a CSV column that is not there": (
+            edit(CSV, 'targets = "species"', 'targets = "specis"'),
+            "targets =",
+            r"iris\.csv has no column 'specis'; did you mean 'species'\?",
+        ),
+        "last width is not the number of classes": (
+            edit(CSV, "layers = [4, 8, 3]", "layers = [4, 8, 2]"),
+            "layers =",
+            r"\[model\] layers = \[4, 8, 2\]: \[data\] kind = 'csv' has 3 classes \(setosa, "
+            r"versicolor, virginica\), so the last width must be 3, one output \(logit\) per class",
+        ),
+        "first width is not the number of inputs": (
+            edit(CSV, "layers = [4, 8, 3]", "layers = [3, 8, 3]"),
+            "layers =",
+            r"has 4 input\(s\) \(sepal_length, sepal_width, petal_length, petal_width\), so the "
+            r"first width must be 4",
+        ),
+        "mse on class labels": (
+            edit(CSV, 'name = "cross_entropy"', 'name = "mse"'),
+            'name = "mse"',
+            r"\[loss\] 'mse' cannot score this run's predictions against classification "
+            r"targets: .*; use 'cross_entropy'",
+        ),
+        "unknown dataset kind": (
+            edit(CSV, 'kind = "csv"', 'kind = "CSV"'),
+            'kind = "CSV"',
+            r"\[data\]: unknown dataset 'CSV'; did you mean 'csv'\?",
+        ),
+        "unknown CSV option": (
+            edit(CSV, 'task = "classification"', 'task = "classification"\nheaders = false'),
+            "headers =",
+            r"dataset 'csv' does not take 'headers'; did you mean 'header'\?",
+        ),
+        "unknown bad-row policy": (
+            edit(CSV, 'task = "classification"', 'task = "classification"\non_bad_rows = "drop"'),
+            "on_bad_rows =",
+            r"\[data\]: on_bad_rows = 'drop': on_bad_rows: Input should be 'error' or 'skip'",
+        ),
+        "unknown sklearn dataset": (
+            edit(
+                edit(CSV, f'path = "{IRIS}"\ntargets = "species"\ntask = "classification"\n', ""),
+                'kind = "csv"',
+                'kind = "sklearn"\ndataset = "mnist"',
+            ),
+            "dataset =",
+            r"\[data\]: dataset = 'mnist': dataset: Input should be 'digits', 'iris', 'wine', "
+            r"'breast_cancer' or 'diabetes'",
+        ),
+        "shares that leave no training data": (
+            edit(
+                CSV,
+                'task = "classification"',
+                'task = "classification"\nsplit = { val = 0.5, test = 0.5 }',
+            ),
+            "split =",
+            r"\[data\.split\] val = 0\.5 and test = 0\.5 leave nothing for training",
+        ),
+        "probes with two inputs": (
+            edit(
+                edit(BASE, 'expr = "x**2"', 'inputs = 2\nexpr = "x0 * x1"'),
+                "layers = [1, 4, 1]",
+                "layers = [2, 4, 1]",
+            )
+            + "probes = [0.5]\n",
+            "probes =",
+            r"\[train\] probes are single inputs .* \[data\] kind = 'function' has 2 input\(s\) "
+            r"and 1 output\(s\)",
+        ),
+        "probes on standardized inputs": (
+            edit(BASE, "n = 40", "n = 40\nstandardize = true") + "probes = [0.5]\n",
+            "probes =",
+            r"\[train\] probes are inputs in the data's own units",
+        ),
+        "x in an expression of two inputs": (
+            edit(
+                edit(BASE, 'expr = "x**2"', 'inputs = 2\nexpr = "x**2"'), "[1, 4, 1]", "[2, 4, 1]"
+            ),
+            "expr =",
+            r"\[data\]: dataset 'function': expr: invalid expression 'x\*\*2': unknown name 'x' "
+            r"\(the input variables are x0, x1\)",
+        ),
+    }
+)

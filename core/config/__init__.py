@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nnrun.config.compose import Override, compose, read_source
-from nnrun.config.fit import available_memory, check_fit
+from nnrun.config.fit import available_memory, check_fit, data_notes
 from nnrun.config.requires import WHERE, requirement_problems
 from nnrun.config.resolve import component_problems, resolve_components
 from nnrun.config.schema import ComponentSpec, RunConfig
@@ -26,6 +26,7 @@ class Experiment:
     path: Path
     runs: list[RunConfig]
     overrides: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what loading the data reported (skipped rows)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved experiment as TOML-ready data; loading it again gives the same runs."""
@@ -72,9 +73,9 @@ def load_experiment(
         if unmet:  # the root cause of any unknown component: say only that
             located = [(WHERE, message) for message in unmet]
         elif run is None:
-            located = component_problems(tables, registry)
+            located = component_problems(tables, registry, path.parent)
         else:
-            run, located = resolve_components(run, registry)
+            run, located = resolve_components(run, registry, path.parent)
             if not located:
                 located = check_fit(run, registry, memory)
         problems += [(line_for(text, loc, name), message) for loc, message in located]
@@ -84,7 +85,10 @@ def load_experiment(
             runs.append(run)
     if found:
         raise ConfigError(_with_overrides(_report(path, found, len(composed)), overrides))
-    return Experiment(str(experiment["name"]), int(experiment["seed"]), path, runs, overrides)
+    notes = data_notes(runs, registry)
+    return Experiment(
+        str(experiment["name"]), int(experiment["seed"]), path, runs, overrides, notes
+    )
 
 
 def _report(path: Path, found: dict[Located, list[str]], runs: int) -> str:

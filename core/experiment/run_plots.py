@@ -60,12 +60,19 @@ def _plot_fit(directory: RunDirectory, runs: list[Any], registry: Registry) -> P
     from nnrun.experiment.figures import plot_fit
 
     first = runs[0]
-    data = make_data(first)
+    if first.data.kind != "function" or first.data.params.get("inputs", 1) != 1:
+        return None  # a curve over one input: only one-input function data has one
+    data = make_data(first, registry)
+    if len(data.targets) != 1 or data.standardization is not None:
+        return None
     x, y = (
         torch.cat([data.train[0]] + ([data.val[0]] if data.val else [])),
         torch.cat([data.train[1]] + ([data.val[1]] if data.val else [])),
     )
-    low, high = first.data.range
+    params = first.data.params
+    span, expr = params["range"], params["expr"]
+    low, high = span[0] if isinstance(span[0], list) else span  # one input: [low, high] or [[...]]
+    expr = expr[0] if isinstance(expr, list) else expr
     grid = torch.linspace(low, high, 200, dtype=x.dtype, device=x.device)[:, None]
     predictions = {}
     for run in runs:
@@ -82,7 +89,7 @@ def _plot_fit(directory: RunDirectory, runs: list[Any], registry: Registry) -> P
     return plot_fit(
         x[:, 0].cpu(),
         y[:, 0].cpu(),
-        compile_expression(first.data.expr),
+        compile_expression(expr),
         predictions,
         directory.path / "fit.png",
     )

@@ -1,6 +1,6 @@
 """Conformance checks for datasets: `check_dataset(cls, **hyperparameters)`.
 
-`load(context)` with a seeded generator and a temporary `base_dir` must return a
+`load(context)` with a seeded generator must return a
 `nnrun.LoadedData` whose parts agree: `x` (N, len(inputs)) floats with N ≥ 1, `y` (N,
 len(targets)) floats for regression or (N,) int64 indices below len(classes) for classification,
 every value finite; and loading again with the same seed gives exactly the same tensors.
@@ -9,9 +9,7 @@ every value finite; and loading again with the same seed gives exactly the same 
 from __future__ import annotations
 
 import functools
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,43 +22,37 @@ SEED = 0
 
 def check_dataset(cls: type[Dataset], **hyperparameters: Any) -> None:
     """Run every check on `cls(**hyperparameters)`; raise AssertionError at the first broken
-    property. Relative paths in `hyperparameters` resolve against a temporary directory."""
+    property. Path hyperparameters are used as given (relative ones against the working folder)."""
     run_checks(dataset_checks(cls, hyperparameters), strict=True)
 
 
-def dataset_checks(
-    cls: type[Dataset], hyperparameters: dict[str, Any], base_dir: Path | None = None
-) -> list[Check]:
+def dataset_checks(cls: type[Dataset], hyperparameters: dict[str, Any]) -> list[Check]:
     """The checks of `check_dataset`, for `nnrun verify` to run one by one."""
     name = cls.__name__
     make = functools.partial(cls, **hyperparameters)
     return [
-        Check(
-            "returns_consistent_loaded_data", functools.partial(_consistent, name, make, base_dir)
-        ),
+        Check("returns_consistent_loaded_data", functools.partial(_consistent, name, make)),
         Check(
             "finite_values",
-            functools.partial(_finite, name, make, base_dir),
+            functools.partial(_finite, name, make),
             "non-finite values in x and y",
             0.0,
         ),
         Check(
             "deterministic_for_a_seed",
-            functools.partial(_deterministic, name, make, base_dir),
+            functools.partial(_deterministic, name, make),
             "largest difference between two loads with one seed",
             0.0,
         ),
     ]
 
 
-def _load(make: Callable[[], Dataset], base_dir: Path | None) -> Any:
-    with tempfile.TemporaryDirectory() as scratch:
-        folder = base_dir or Path(scratch)
-        return make().load(DataContext(folder, torch.Generator().manual_seed(SEED)))
+def _load(make: Callable[[], Dataset]) -> Any:
+    return make().load(DataContext(torch.Generator().manual_seed(SEED)))
 
 
-def _consistent(name: str, make: Callable[[], Dataset], base_dir: Path | None) -> None:
-    data = _load(make, base_dir)
+def _consistent(name: str, make: Callable[[], Dataset]) -> None:
+    data = _load(make)
 
     def fail(what: str) -> None:
         raise CheckFailed(f"{name}: load() {what}")
@@ -91,16 +83,16 @@ def _consistent(name: str, make: Callable[[], Dataset], base_dir: Path | None) -
         fail(f"gave task {data.task!r}; use 'regression' or 'classification'")
 
 
-def _finite(name: str, make: Callable[[], Dataset], base_dir: Path | None) -> float:
-    data = _load(make, base_dir)
+def _finite(name: str, make: Callable[[], Dataset]) -> float:
+    data = _load(make)
     bad = sum(int((~torch.isfinite(t.double())).sum()) for t in (data.x, data.y))
     if bad:
         raise CheckFailed(f"{name}: load() gave {bad} non-finite values in x and y", float(bad))
     return 0.0
 
 
-def _deterministic(name: str, make: Callable[[], Dataset], base_dir: Path | None) -> float:
-    first, second = _load(make, base_dir), _load(make, base_dir)
+def _deterministic(name: str, make: Callable[[], Dataset]) -> float:
+    first, second = _load(make), _load(make)
     for label in ("x", "y"):
         a, b = getattr(first, label), getattr(second, label)
         if a.shape != b.shape or not torch.equal(a, b):

@@ -155,6 +155,7 @@ def test_plugins_json_lists_components_with_hyperparameters_and_provenance():
         "optimizers",
         "schedulers",
         "solvers",
+        "datasets",
     }
     by_name = {(kind, c["name"]): c for kind, cs in listing["components"].items() for c in cs}
     adam = by_name["optimizers", "adam"]
@@ -162,6 +163,7 @@ def test_plugins_json_lists_components_with_hyperparameters_and_provenance():
     assert adam["hyperparameters"]["eps"] == 1e-08 and adam["required"] == []
     assert by_name["schedulers", "step"]["required"] == ["step_size"]
     assert by_name["solvers", "quadratic_descent"]["required"] == ["a", "b", "c"]
+    assert by_name["datasets", "csv"]["required"] == ["path"]
     assert (adam["distribution"], adam["version"]) == ("nnrun", nnrun.__version__)
     # Every component names the installed distribution that provides it: nnrun for the built-ins,
     # and whatever else is installed (an extension package such as nnrun-extra-optim) for its own.
