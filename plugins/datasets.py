@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -37,7 +37,11 @@ class FunctionData(Dataset):
     variables x0, x1, ... (`x` for one input), parsed by a whitelist and never evaluated as Python.
     """
 
-    verify_hyperparameters = {"expr": ["sin(x0) * x1", "x0 + x1"], "n": 32, "inputs": 2}
+    verify_hyperparameters: ClassVar[dict[str, Any]] = {
+        "expr": ["sin(x0) * x1", "x0 + x1"],
+        "n": 32,
+        "inputs": 2,
+    }
 
     def __init__(
         self,
@@ -145,7 +149,10 @@ class CsvData(Dataset):
     parser into one preallocated array, so memory stays near the size of the result."""
 
     paths = ("path",)
-    verify_hyperparameters = {"path": str(SAMPLES / "xor.csv"), "task": "classification"}
+    verify_hyperparameters: ClassVar[dict[str, Any]] = {
+        "path": str(SAMPLES / "xor.csv"),
+        "task": "classification",
+    }
 
     def __init__(
         self,
@@ -202,7 +209,10 @@ class TensorsData(Dataset):
     floats, or (N,) integer labels for classification (mapped to indices in sorted order)."""
 
     paths = ("path",)
-    verify_hyperparameters = {"path": str(SAMPLES / "xor.npz"), "task": "classification"}
+    verify_hyperparameters: ClassVar[dict[str, Any]] = {
+        "path": str(SAMPLES / "xor.npz"),
+        "task": "classification",
+    }
 
     def __init__(
         self,
@@ -301,7 +311,9 @@ class SklearnData(Dataset):
     breast_cancer (classification, in scikit-learn's class order) or diabetes (regression).
     Needs the `sklearn` extra: pip install 'nnrun[sklearn]'."""
 
-    verify_hyperparameters = {"dataset": "iris"}  # needs the sklearn extra, like any use
+    verify_hyperparameters: ClassVar[dict[str, Any]] = {
+        "dataset": "iris"
+    }  # needs the sklearn extra, like any use
 
     def __init__(self, dataset: Literal["digits", "iris", "wine", "breast_cancer", "diabetes"]):
         self.dataset = dataset
