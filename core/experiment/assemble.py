@@ -22,14 +22,14 @@ class Data:
 
 
 def make_data(run: RunConfig) -> Data:
-    """The run's dataset, drawn from the experiment seed: every run with the same [data] and seed
+    """The run's dataset, drawn from `data_seed`: every run with the same [data] and data seed
     gets the same points."""
     from nnrun.config.expr import compile_expression
     from nnrun.experiment.data import function_dataset, split_dataset
 
     spec, settings = run.data, run.experiment
     assert spec is not None  # a train run has [data] (RunConfig checks)
-    generator = torch.Generator().manual_seed(settings.seed)
+    generator = torch.Generator().manual_seed(data_seed(run))
     low, high = spec.range
     x, y = function_dataset(
         compile_expression(spec.expr),
@@ -45,6 +45,15 @@ def make_data(run: RunConfig) -> Data:
         return Data((x, y), None)
     x_train, y_train, x_val, y_val = split_dataset(x, y, spec.split.val, generator)
     return Data((x_train, y_train), (x_val, y_val))
+
+
+def data_seed(run: RunConfig) -> int:
+    """The seed that draws the run's data and splits: its configuration's seed, so every seed of
+    a group trains on the same points and only the initial weights and the shuffling change,
+    unless [data] reseed = true gives each seed its own data. Without seeds, the run's seed."""
+    if run.group is None or (run.data is not None and run.data.reseed):
+        return run.experiment.seed
+    return run.group.seed
 
 
 def make_model(run: RunConfig, registry: Registry) -> MLP:
