@@ -188,7 +188,8 @@ class ReportSection(Section):
     """How the figures summarise a run directory."""
 
     band: Literal["minmax", "ci95"] = Field(
-        "minmax", description="around a group's median loss: seeds' min to max, or the mean's 95% CI"
+        "minmax",
+        description="around a group's median loss: seeds' min to max, or the mean's 95% CI",
     )
 
 
