@@ -304,16 +304,33 @@ def show_command(run_dir: Path, as_json: bool, every_run: bool) -> None:
 
 @main.command("compare")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--metric",
+    metavar="FIGURE",
+    help="The final figure to compare: final_loss, final_val_loss or a metric's name "
+    "[default: final_val_loss if the runs have it, else final_loss].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the groups and pairs as JSON.")
+@click.option("--runs", "every_run", is_flag=True, help="One row per run, not per group.")
 @reports_errors
-def compare_command(run_dirs: tuple[Path, ...]) -> None:
-    """Put several run directories' results side by side."""
+def compare_command(
+    run_dirs: tuple[Path, ...], metric: str | None, as_json: bool, every_run: bool
+) -> None:
+    """Put several run directories' results side by side, and compare every pair of groups
+    (configurations over their seeds): paired by seed where they share seeds (mean difference,
+    its 95% t-interval, wins per seed, Wilcoxon signed-rank p), else Welch's t-test."""
+    from nnrun.experiment.comparison import compare_groups, pairs_table
     from nnrun.experiment.inspection import comparison_table
     from nnrun.experiment.reporting import stdout_console
-    from nnrun.experiment.rundir import RunDirectory
 
-    for run_dir in run_dirs:
-        RunDirectory(run_dir).verify()  # a damaged one is a one-line error, not half a table
-    stdout_console().print(comparison_table(run_dirs))
+    comparison = compare_groups(run_dirs, metric)  # a damaged directory is a one-line error
+    if as_json:
+        click.echo(json.dumps(comparison, indent=2))
+        return
+    console = stdout_console()
+    console.print(comparison_table(run_dirs, every_run))
+    if comparison["pairs"]:
+        console.print(pairs_table(comparison))
 
 
 if __name__ == "__main__":
