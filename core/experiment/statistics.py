@@ -119,9 +119,11 @@ def paired_difference(
     (None for one seed), how many seeds each wins (`mode` "min": lower is better, "max": higher)
     and ties, and the two-sided Wilcoxon signed-rank p-value.
 
-    Wilcoxon uses zero_method="pratt": a seed on which both are equal keeps its place in the
-    ranking (Pratt 1959) instead of being dropped before ranking ("wilcox"), so equal seeds are
-    evidence too; p is None when every difference is zero (nothing to rank)."""
+    Wilcoxon is scipy's (method "auto"): exact for up to 50 distinct nonzero differences; with
+    ties or zeros, an exhaustive sign-flip permutation up to 13 seeds, where zeros cannot change
+    p, and beyond that the normal approximation with zero_method="pratt": a seed on which both
+    are equal keeps its place in the ranking (Pratt 1959) instead of being dropped before ranking
+    ("wilcox"), so equal seeds count as evidence. p is None when every difference is zero."""
     from scipy import stats
 
     seeds = sorted(set(a) & set(b))

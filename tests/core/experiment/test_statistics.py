@@ -99,6 +99,12 @@ PAIRS = [
     ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [0.5, 2.5, 2.5, 4.0, 4.5, 6.5]),
     # more seeds, mixed signs
     (list(np.linspace(0.1, 1.0, 9)), list(np.linspace(0.1, 1.0, 9)[::-1] ** 2)),
+    # 16 seeds with zeros and ties: past 13, scipy's normal approximation, where Pratt's zeros
+    # count (zero_method="wilcox" gives another p here)
+    (
+        [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+        [1.0, 2.0, 2.5, 3.5, 5.5, 4.0, 6.0, 6.5, 1.0, 1.5, 2.5, 2.0, 4.5, 6.5, 5.0, 7.5],
+    ),
 ]
 
 
