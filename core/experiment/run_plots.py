@@ -77,7 +77,7 @@ def _plot_losses(
 def _plot_fit(directory: RunDirectory, runs: list[Any], registry: Registry) -> Path | None:
     """Data, target and each run's final prediction, for the runs that share the first run's data."""
     from nnrun.config.expr import compile_expression
-    from nnrun.experiment.assemble import make_data, make_model
+    from nnrun.experiment.assemble import data_seed, make_data, make_model
     from nnrun.experiment.figures import plot_fit
 
     first = runs[0]
@@ -90,7 +90,8 @@ def _plot_fit(directory: RunDirectory, runs: list[Any], registry: Registry) -> P
     grid = torch.linspace(low, high, 200, dtype=x.dtype, device=x.device)[:, None]
     predictions = {}
     for run in runs:
-        if run.data != first.data or run.experiment.seed != first.experiment.seed:
+        same_data = run.data == first.data and data_seed(run) == data_seed(first)
+        if not same_data or run.experiment.seed != first.experiment.seed:  # one seed per group
             continue
         checkpoint = directory.load_last_checkpoint(run.name)
         if checkpoint is None:
