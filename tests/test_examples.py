@@ -20,6 +20,7 @@ SHORTEN = {
     "roots.toml": [],
     "roots_lr_sweep.toml": ["-o", "solver.max_iter=1000"],
     "iris_csv.toml": ["-o", "train.epochs=5"],
+    "seeds.toml": ["-o", "train.epochs=2", "-o", "experiment.seeds=[0, 1, 2]"],
 }
 PLOTS = {"train": ["loss.png", "fit.png"], "solve": ["descent.png"]}
 #: Examples whose data has no curve of one input to draw (fit.png) draw only these.
@@ -102,3 +103,12 @@ def test_the_iris_example_learns_the_species_from_its_csv(tmp_path):
     assert entry["status"] == "ok"
     # cross-entropy of a uniform guess over 3 classes is log 3 ≈ 1.10
     assert entry["final_loss"] < 0.2 and entry["final_val_loss"] < 0.3
+
+
+def test_the_seeds_example_has_a_group_per_optimizer_and_compares_them(tmp_path):
+    summary = run("seeds.toml", tmp_path / "out")
+    assert [(g["name"], g["n"]) for g in summary["groups"]] == [("sgd", 3), ("adam", 3)]
+    result = CliRunner().invoke(main, ["compare", str(tmp_path / "out"), "--json"])
+    assert result.exit_code == 0, result.output
+    (pair,) = strict(result.stdout)["pairs"]
+    assert (pair["a"], pair["b"], pair["test"], pair["n"]) == ("sgd", "adam", "paired", 3)

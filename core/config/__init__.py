@@ -29,12 +29,21 @@ class Experiment:
     notes: list[str] = field(default_factory=list)  # what loading the data reported (skipped rows)
 
     def to_dict(self) -> dict[str, Any]:
-        """The resolved experiment as TOML-ready data; loading it again gives the same runs."""
+        """The resolved experiment as TOML-ready data; loading it again gives the same runs.
+        The runs of a group (one configuration over several seeds) are written once, as their
+        configuration with its seeds, so the file reads as it was written and composes again."""
         first = self.runs[0].experiment.model_dump()
-        return {
-            "experiment": {**first, "name": self.name, "seed": self.seed},
-            "runs": [{"name": run.name, **run.to_dict()} for run in self.runs],
-        }
+        runs: list[dict[str, Any]] = []
+        written: set[str] = set()
+        for run in self.runs:
+            tables = run.to_dict()
+            if run.group is None:
+                runs.append({"name": run.name, **tables})
+            elif run.group.name not in written:
+                written.add(run.group.name)
+                tables["name"], tables["experiment"]["seed"] = run.group.name, run.group.seed
+                runs.append(tables)
+        return {"experiment": {**first, "name": self.name, "seed": self.seed}, "runs": runs}
 
 
 #: The most problems one error message lists.

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from nnrun.errors import ConfigError, suggest
 from nnrun.names import name_problem, slug
@@ -218,6 +218,11 @@ def compose(
                 f"{path}{line_of(text, key)}: [sweep] {key!r}: unknown table"
                 f"{suggest(key.split('.')[0], TABLES)}"
             )
+        if key in ("experiment.seeds", "experiment.repeats"):
+            raise ConfigError(
+                f"{path}{line_of(text, key)}: [sweep] {key!r}: the seeds repeat every sweep cell "
+                f"already; set [experiment] {key.split('.')[1]} instead of sweeping it"
+            )
     overrides = list(overrides)
     for override in overrides:
         if override.path[0] not in TABLES:
@@ -239,8 +244,9 @@ def compose(
                     f"override would make its runs identical; change the sweep instead"
                 )
         if override.path[0] == "experiment":  # also names the experiment and seeds it as a whole
-            set_path(document, override.path, override.value)
-    _check_size(path, text, experiment, len(runs), sweep)
+            apply_override(document, override)
+    seed_counts = [_seed_count(merge(document, run).get("experiment")) for run in runs]
+    _check_size(path, text, experiment, len(runs), sweep, seed_counts)
 
     composed = []
     for index, run in enumerate(runs):
@@ -261,10 +267,9 @@ def compose(
             for key, value in sorted(combination, key=lambda kv: not kv[0].endswith(".name")):
                 set_path(tables_here, key.split("."), value)
             for override in overrides:
-                set_path(tables_here, override.path, override.value)
-            composed.append(
-                (_run_name(base_name, combination, len(runs) > 1 or not sweep), tables_here)
-            )
+                apply_override(tables_here, override)
+            name = _run_name(base_name, combination, len(runs) > 1 or not sweep)
+            composed += repeat_over_seeds(path, text, name, tables_here)
     names = [name for name, _ in composed]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -278,6 +283,74 @@ def compose(
                 f"({slug(name)!r}, on a file system that ignores case); rename one of them"
             )
     return experiment, composed
+
+
+def apply_override(tables: dict[str, Any], override: Override) -> None:
+    """`set_path`, where giving the seeds (or how many to derive) replaces the other way of
+    giving them, so `-o experiment.seeds=[1,2]` works on a file that sets `repeats`."""
+    set_path(tables, override.path, override.value)
+    other = {("experiment", "seeds"): "repeats", ("experiment", "repeats"): "seeds"}
+    if override.path in other:
+        tables["experiment"].pop(other[override.path], None)
+
+
+def run_seeds(experiment: Any) -> list[int] | None:
+    """The seeds an [experiment] table repeats its configuration over: `seeds` as given, or
+    `repeats` seeds counted up from `seed` (seed, seed + 1, ...); None when it sets neither, or
+    sets them wrongly (the schema then says how)."""
+    if not isinstance(experiment, dict):
+        return None
+    seeds, repeats, seed = (experiment.get(key) for key in ("seeds", "repeats", "seed"))
+    if seeds is not None and repeats is not None:
+        return None
+    if seeds is not None:
+        valid = isinstance(seeds, list) and seeds and len(set(seeds)) == len(seeds)
+        if valid and all(_integer(s) and 0 <= s < 2**63 for s in seeds):
+            return list(seeds)
+        return None
+    if _integer(repeats) and repeats >= 1 and _integer(seed) and seed >= 0:
+        return [seed + index for index in range(repeats)]
+    return None
+
+
+def _integer(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _seed_count(experiment: Any) -> int:
+    """How many runs `run_seeds` makes of one configuration, counted without making them."""
+    if isinstance(experiment, dict) and "seeds" not in experiment:
+        repeats, seed = experiment.get("repeats"), experiment.get("seed")
+        if _integer(repeats) and repeats >= 1 and _integer(seed) and seed >= 0:
+            return int(repeats)
+    seeds = run_seeds(experiment)
+    return 1 if seeds is None else len(seeds)
+
+
+def repeat_over_seeds(
+    path: Path, text: str, name: str, tables: dict[str, Any]
+) -> list[tuple[str, dict[str, Any]]]:
+    """One configuration's runs: itself, or with seeds one run per seed, named `name/seed=S`,
+    seeded with S and grouped under `name` with the configuration's own seed (which draws the
+    data)."""
+    experiment = tables.get("experiment")
+    seeds = run_seeds(experiment)
+    if seeds is None:
+        return [(name, tables)]
+    assert isinstance(experiment, dict)  # run_seeds found seeds in it
+    if max(seeds) >= 2**63:
+        raise ConfigError(
+            f"{path}{line_of(text, 'repeats')}: [experiment] repeats = {experiment['repeats']} "
+            f"counts up from seed = {experiment['seed']} past the largest seed, 2**63 - 1; "
+            f"start lower or give the seeds"
+        )
+    out = []
+    for seed in seeds:
+        here = copy.deepcopy(tables)
+        here["experiment"]["seed"] = seed
+        here["group"] = {"name": name, "seed": experiment["seed"]}
+        out.append((f"{name}/seed={seed}", here))
+    return out
 
 
 def _runs_line(text: str, index: int) -> str:
@@ -304,19 +377,31 @@ def _run_entry_name(path: Path, text: str, index: int, name: Any) -> str:
 
 
 def _check_size(
-    path: Path, text: str, experiment: dict[str, Any], runs: int, sweep: dict[str, list[Any]]
+    path: Path,
+    text: str,
+    experiment: dict[str, Any],
+    runs: int,
+    sweep: dict[str, list[Any]],
+    seed_counts: list[int],
 ) -> None:
-    """Refuse a sweep larger than `max_runs` before composing it (a 10^12 grid would hang)."""
+    """Refuse a sweep larger than `max_runs` before composing it (a 10^12 grid would hang);
+    `seed_counts` says how many seeds each [[runs]] entry repeats over."""
     limit = experiment.get("max_runs", DEFAULT_MAX_RUNS)
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         return  # the schema reports it
-    total = runs * math.prod(len(values) for values in sweep.values())
+    cells = math.prod(len(values) for values in sweep.values())
+    total = sum(seed_counts) * cells
     if total > limit:
         sizes = " × ".join(str(len(values)) for values in sweep.values())
+        seeded = set(seed_counts) != {1}
+        seeds = f" × {max(seed_counts):,} seeds" if seeded else ""
+        line = line_of(text, "sweep") if sweep or not seeded else ""
+        line = line or line_of(text, "seeds") or line_of(text, "repeats")
         raise ConfigError(
-            f"{path}{line_of(text, 'sweep')}: the experiment composes {total:,} runs "
-            f"({runs} [[runs]] × {sizes or '1'} [sweep] values), more than "
-            f"[experiment] max_runs = {limit:,}; sweep fewer values or raise max_runs"
+            f"{path}{line}: the experiment composes {total:,} runs "
+            f"({runs} [[runs]] × {sizes or '1'} [sweep] values{seeds}), more than "
+            f"[experiment] max_runs = {limit:,}; sweep fewer values"
+            f"{', repeat over fewer seeds' if seeded else ''} or raise max_runs"
         )
 
 

@@ -102,7 +102,9 @@ def _resolved_data(
         return None
     name = filled.pop("name")
     params = {key: _lists(value) for key, value in filled.items()}  # as TOML reads them back
-    return DataSection(kind=name, split=data.split, standardize=data.standardize, **params)
+    return DataSection(
+        kind=name, split=data.split, standardize=data.standardize, reseed=data.reseed, **params
+    )
 
 
 def _lists(value: Any) -> Any:

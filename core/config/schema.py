@@ -52,6 +52,8 @@ class ExperimentSection(Section):
     threads: int | None = Field(None, ge=1, description="torch threads; default: by model size")
     max_runs: int = Field(10_000, ge=1, description="the most runs a sweep may compose")
     requires: list[str] = Field([], description="PEP 508 requirements on installed distributions")
+    seeds: list[int] | None = Field(None, description="repeat every configuration once per seed")
+    repeats: int | None = Field(None, ge=1, description="repeat with seeds seed, seed+1, ...")
 
     @field_validator("requires")
     @classmethod
@@ -61,6 +63,29 @@ class ExperimentSection(Section):
         for text in value:
             parse_requirement(text)  # raises ValueError, which pydantic reports with the line
         return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, value: list[int] | None) -> list[int] | None:
+        if value is None:
+            return value
+        if not value:
+            raise ValueError("seeds needs at least one seed, e.g. seeds = [0, 1, 2]")
+        if not all(0 <= seed < 2**63 for seed in value):
+            raise ValueError("every seed must be in [0, 2**63)")
+        repeated = sorted({seed for seed in value if value.count(seed) > 1})
+        if repeated:
+            raise ValueError(f"each seed once: {', '.join(map(str, repeated))} is repeated")
+        return value
+
+    @model_validator(mode="after")
+    def _seeds_or_repeats(self) -> ExperimentSection:
+        if self.seeds is not None and self.repeats is not None:
+            raise ValueError(
+                "seeds and repeats exclude each other: give the seeds, or how many to derive "
+                "from seed (seed, seed + 1, ...)"
+            )
+        return self
 
     @field_validator("name")
     @classmethod
@@ -103,7 +128,7 @@ class SplitSection(Section):
 
 
 class DataSection(Section):
-    """`kind` picks the dataset plugin; `split` and `standardize` are nnrun's, shared by every
+    """`kind` picks the dataset plugin; `split`, `standardize` and `reseed` are nnrun's, shared by every
     kind; every other key is the dataset's hyperparameter, checked against its constructor like
     any component's (see `nnrun.config.resolve`), because only the registry knows what it takes."""
 
@@ -111,6 +136,7 @@ class DataSection(Section):
     kind: str = Field("function", min_length=1)
     split: SplitSection = SplitSection()
     standardize: bool = Field(False, description="scale inputs by the training split's statistics")
+    reseed: bool = Field(False, description="with seeds: every seed draws its own data")
 
     @property
     def params(self) -> dict[str, Any]:
@@ -127,6 +153,7 @@ class DataSection(Section):
             **self.params,
             "split": self.split.model_dump(),
             "standardize": self.standardize,
+            "reseed": self.reseed,
         }
 
 
@@ -180,6 +207,23 @@ class SolverSpec(ComponentSpec):
         return out
 
 
+class ReportSection(Section):
+    """How the figures summarise a run directory."""
+
+    band: Literal["minmax", "ci95"] = Field(
+        "minmax",
+        description="around a group's median loss: seeds' min to max, or the mean's 95% CI",
+    )
+
+
+class RunGroup(Section):
+    """Set by composition, never by the file: the configuration a seeded run repeats, and that
+    configuration's own seed (which draws the data unless [data] reseed)."""
+
+    name: str = Field(min_length=1)
+    seed: int = Field(ge=0, lt=2**63)
+
+
 class RunConfig(Section):
     """One fully resolved run: everything the trainer or solver needs, defaults filled in."""
 
@@ -192,6 +236,8 @@ class RunConfig(Section):
     scheduler: ComponentSpec | None = None
     train: TrainSection | None = None
     solver: SolverSpec | None = None
+    report: ReportSection = ReportSection()
+    group: RunGroup | None = None  # with [experiment] seeds or repeats, from `compose`
 
     @model_validator(mode="after")
     def _tables_for_task(self) -> RunConfig:
@@ -224,7 +270,9 @@ class RunConfig(Section):
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for config.toml (and for comparing a resume against the saved config)."""
-        return _plain(self)
+        out = _plain(self)
+        out.pop("group", None)  # composition's, not the file's: `Experiment.to_dict` folds it
+        return out
 
 
 def _plain(model: BaseModel) -> dict[str, Any]:
@@ -244,7 +292,7 @@ def _plain(model: BaseModel) -> dict[str, Any]:
 
 
 #: Top-level tables that a file (or a [[runs]] entry) may hold, besides `runs` and `sweep`.
-TABLES = [name for name in RunConfig.model_fields if name != "name"]
+TABLES = [name for name in RunConfig.model_fields if name not in ("name", "group")]
 
 
 #: (kind, key path) of every place a run can name a component.

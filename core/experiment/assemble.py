@@ -22,9 +22,18 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 def data_generator(run: RunConfig) -> torch.Generator:
     """The one generator every random draw of a run's data comes from (function points, the
-    split), seeded by the experiment seed: every run with the same [data] and seed gets the
-    same samples and the same split."""
-    return torch.Generator().manual_seed(run.experiment.seed)
+    split), seeded by `data_seed`: every run with the same [data] and data seed gets the same
+    samples and the same split."""
+    return torch.Generator().manual_seed(data_seed(run))
+
+
+def data_seed(run: RunConfig) -> int:
+    """The seed that draws the run's data and splits: its configuration's seed, so every seed of
+    a group trains on the same points and only the initial weights and the shuffling change,
+    unless [data] reseed = true gives each seed its own data. Without seeds, the run's seed."""
+    if run.group is None or (run.data is not None and run.data.reseed):
+        return run.experiment.seed
+    return run.group.seed
 
 
 #: Loaded datasets of this process, newest last: the validation pass loads each distinct [data]
@@ -43,7 +52,7 @@ def load_data(run: RunConfig, registry: Registry) -> tuple[LoadedData, torch.Gen
     files = tuple(_stamp(spec.params.get(key)) for key in type(dataset).paths)
     cls = type(dataset)
     plugin = (cls.__module__, cls.__qualname__, id(cls))  # two plugins may share a name
-    key = (plugin, json.dumps(spec.spec(), sort_keys=True), settings.seed, settings.dtype, files)
+    key = (plugin, json.dumps(spec.spec(), sort_keys=True), data_seed(run), settings.dtype, files)
     if key in _LOADED:
         _LOADED.move_to_end(key)
         loaded, state = _LOADED[key]

@@ -138,10 +138,27 @@ class Summary:
         return any(entry["status"] == status for entry in self.entries.values())
 
     def as_dict(self) -> dict[str, Any]:
-        return {"experiment": self.experiment.name, "runs": list(self.entries.values())}
+        from nnrun.experiment.statistics import group_statistics
+
+        groups = group_statistics(run_groups(self.experiment), self.entries)
+        return {
+            "experiment": self.experiment.name,
+            "runs": list(self.entries.values()),
+            "groups": groups,
+        }
 
     def write(self) -> None:
         self.directory.write_json(SUMMARY, self.as_dict())
+
+
+def run_groups(experiment: Experiment) -> dict[str, list[tuple[str, int]]]:
+    """Each configuration's runs as (name, seed): a group per configuration repeated over seeds,
+    and a group of one for every run without seeds."""
+    groups: dict[str, list[tuple[str, int]]] = {}
+    for run in experiment.runs:
+        name = run.group.name if run.group is not None else run.name
+        groups.setdefault(name, []).append((run.name, run.experiment.seed))
+    return groups
 
 
 def _run_serial(pending, directory, registry, reporter, resume, summary: Summary) -> None:
