@@ -37,6 +37,10 @@ class Adadelta(PerParameter):
     Zeiler 2012, "ADADELTA: An Adaptive Learning Rate Method" (arXiv:1212.5701).
     """
 
+    #: The default space of `[tune] space = "default"` (AlgoPerf / DeepOBS style): lr log-uniform
+    #: over about three decades around the default, and the momentum-like terms.
+    search_space = {"lr": {"log_uniform": [3e-2, 30.0]}, "rho": {"uniform": [0.8, 0.99]}}
+
     def __init__(
         self,
         params: Iterable[Parameter],

@@ -42,6 +42,10 @@ class Adagrad(PerParameter):
 
     fused_kernel = "_fused_adagrad_"
 
+    #: The default space of `[tune] space = "default"` (AlgoPerf / DeepOBS style): lr log-uniform
+    #: over about three decades around the default, and the momentum-like terms.
+    search_space = {"lr": {"log_uniform": [1e-3, 1.0]}}
+
     def __init__(
         self,
         params: Iterable[Parameter],

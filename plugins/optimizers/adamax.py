@@ -36,6 +36,13 @@ class Adamax(PerParameter):
     Kingma & Ba 2015, "Adam: A Method for Stochastic Optimization" (ICLR), section 7.1.
     """
 
+    #: The default space of `[tune] space = "default"` (AlgoPerf / DeepOBS style): lr log-uniform
+    #: over about three decades around the default, and the momentum-like terms.
+    search_space = {
+        "lr": {"log_uniform": [2e-4, 2e-1]},
+        "betas": {"choice": [[0.9, 0.999], [0.9, 0.99], [0.95, 0.999]]},
+    }
+
     def __init__(
         self,
         params: Iterable[Parameter],

@@ -36,6 +36,13 @@ class Lion(PerParameter):
     than AdamW's and a weight decay 3–10× larger; the defaults are the paper's.
     """
 
+    #: The default space of `[tune] space = "default"` (AlgoPerf / DeepOBS style): lr log-uniform
+    #: over about three decades around the default, and the momentum-like terms.
+    search_space = {
+        "lr": {"log_uniform": [1e-5, 1e-2]},
+        "betas": {"choice": [[0.9, 0.99], [0.95, 0.98]]},
+    }
+
     def __init__(
         self,
         params: Iterable[Parameter],

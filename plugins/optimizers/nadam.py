@@ -42,6 +42,13 @@ class NAdam(PerParameter):
     torch keeps it in a float32 tensor, which agrees to well within float64 tolerances.
     """
 
+    #: The default space of `[tune] space = "default"` (AlgoPerf / DeepOBS style): lr log-uniform
+    #: over about three decades around the default, and the momentum-like terms.
+    search_space = {
+        "lr": {"log_uniform": [1e-4, 1e-1]},
+        "betas": {"choice": [[0.9, 0.999], [0.9, 0.99], [0.95, 0.999]]},
+    }
+
     def __init__(
         self,
         params: Iterable[Parameter],

@@ -46,6 +46,13 @@ class RAdam(PerParameter):
     products as four parameter-sized temporaries); the result agrees with torch's to rounding.
     """
 
+    #: The default space of `[tune] space = "default"` (AlgoPerf / DeepOBS style): lr log-uniform
+    #: over about three decades around the default, and the momentum-like terms.
+    search_space = {
+        "lr": {"log_uniform": [1e-4, 1e-1]},
+        "betas": {"choice": [[0.9, 0.999], [0.9, 0.99], [0.95, 0.999]]},
+    }
+
     def __init__(
         self,
         params: Iterable[Parameter],

@@ -40,6 +40,10 @@ class RMSprop(PerParameter):
     Networks" (arXiv:1308.0850).
     """
 
+    #: The default space of `[tune] space = "default"` (AlgoPerf / DeepOBS style): lr log-uniform
+    #: over about three decades around the default, and the momentum-like terms.
+    search_space = {"lr": {"log_uniform": [1e-4, 1e-1]}, "momentum": {"uniform": [0.0, 0.9]}}
+
     def __init__(
         self,
         params: Iterable[Parameter],

@@ -38,6 +38,10 @@ class SGD(PerParameter):
 
     fused_kernel = "_fused_sgd_"
 
+    #: The default space of `[tune] space = "default"` (AlgoPerf / DeepOBS style): lr log-uniform
+    #: over about three decades around the default, and the momentum-like terms.
+    search_space = {"lr": {"log_uniform": [1e-3, 1.0]}, "momentum": {"uniform": [0.0, 0.99]}}
+
     def __init__(
         self,
         params: Iterable[Parameter],
