@@ -17,6 +17,7 @@ STATUS_STYLE = {
     "diverged": "yellow",
     "failed": "red",
     "interrupted": "magenta",
+    "pruned": "cyan",
     "pending": "dim",
     "not converged": "yellow",
 }

@@ -50,7 +50,32 @@ def plot_run_directory(path: Path, experiment: Experiment, registry: Registry) -
             ]
     if descents:
         written.append(plot_descent(descents, path / "descent.png"))
+    if any(run.tune is not None for run in experiment.runs):
+        tune = _plot_tune(directory)
+        if tune:
+            written.append(tune)
     return written
+
+
+def _plot_tune(directory: RunDirectory) -> Path | None:
+    """tune.png from summary.json: each tuned configuration's trials and its space (the metric of
+    the first; the configurations of one file tune one metric in the usual case)."""
+    from nnrun.experiment.figures import plot_tune
+
+    summary = directory.read_summary()
+    studies = summary.get("tune") or {}
+    if not studies:
+        return None
+    space: dict[str, tuple[str, list[Any]]] = {}
+    for study in studies.values():
+        for key, entry in study["space"].items():
+            space.setdefault(key, next(iter(entry.items())))
+    trials = {
+        name: [r for r in summary["runs"] if r["name"].startswith(f"{name}/trial=")]
+        for name in studies
+    }
+    metric = next(iter(studies.values()))["metric"]
+    return plot_tune(trials, space, metric, directory.path / "tune.png")
 
 
 def _plot_fit(directory: RunDirectory, runs: list[Any], registry: Registry) -> Path | None:
