@@ -227,7 +227,9 @@ class PruneSection(Section):
     """Stop trials that are clearly worse than the others at the same epoch (Optuna's pruners)."""
 
     method: Literal["median", "asha"] = "median"
-    warmup_epochs: int = Field(0, ge=0, description="epochs a trial runs before it may be pruned")
+    warmup_epochs: int = Field(
+        0, ge=0, description="epochs a trial runs before it may be pruned (at the last of them)"
+    )
     startup_trials: int = Field(
         5, ge=0, description="median: trials that finish before any pruning"
     )
