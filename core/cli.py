@@ -234,9 +234,12 @@ def _print_summary(summary: dict[str, Any], as_json: bool, run_dir: Path | None)
         run_dir_field = {"run_dir": str(run_dir)} if run_dir is not None else {}
         click.echo(json.dumps({**summary, **run_dir_field}, indent=2))
         return
-    from nnrun.experiment.reporting import results_table, stdout_console
+    from nnrun.experiment.reporting import results_table, stdout_console, tune_table
 
     stdout_console().print(results_table(summary))
+    tuned = tune_table(summary)
+    if tuned is not None:
+        stdout_console().print(tuned)
 
 
 @main.command("check")

@@ -26,6 +26,11 @@ def plot_run_directory(path: Path, experiment: Experiment, registry: Registry) -
     histories = {
         r.name: [m for m in records if m.get("run") == r.name and "epoch" in m] for r in train_runs
     }
+    for config in (r.name for r in experiment.runs if r.tune is not None):
+        # a tuned configuration's loss curves: its best values on the final seeds
+        for record in records:
+            if record.get("run", "").startswith(f"{config}/best/") and "epoch" in record:
+                histories.setdefault(record["run"], []).append(record)
     histories = {name: h for name, h in histories.items() if h}
     if histories:
         written.append(plot_losses(histories, path / "loss.png"))
@@ -67,9 +72,11 @@ def _plot_tune(directory: RunDirectory) -> Path | None:
     if not studies:
         return None
     space: dict[str, tuple[str, list[Any]]] = {}
-    for study in studies.values():
+    for study in studies.values():  # one panel per key: every configuration's choices on it
         for key, entry in study["space"].items():
-            space.setdefault(key, next(iter(entry.items())))
+            kind, values = next(iter(entry.items()))
+            _, seen = space.setdefault(key, (kind, []))
+            seen += [v for v in values if v not in seen] if kind == "choice" else []
     trials = {
         name: [r for r in summary["runs"] if r["name"].startswith(f"{name}/trial=")]
         for name in studies
