@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from nnrun.parameter import Parameter
+
+#: A default `[tune]` search space: hyperparameter name -> { log_uniform | uniform | int_uniform
+#: = [low, high] } or { choice = [...] }, e.g. {"lr": {"log_uniform": [1e-4, 1e-1]}}.
+SearchSpace = dict[str, dict[str, list[Any]]]
 
 
 class Optimizer:
@@ -18,7 +22,11 @@ class Optimizer:
     its hyperparameters from `self.hyperparameters` at each step (so a scheduler's change to `lr`
     takes effect) and keeping per-parameter state in `self.state[param]`, a dict. Doing so is all
     `state_dict()` and `load_state_dict()` need to save and restore the optimizer exactly.
+
+    `search_space` (optional) is the space `[tune] space = "default"` tunes it over.
     """
+
+    search_space: ClassVar[SearchSpace | None] = None
 
     def __init__(self, params: Iterable[Parameter], **hyperparameters: Any):
         self.params: list[Parameter] = list(params)

@@ -83,14 +83,18 @@ def test_space_default_tunes_each_optimizer_over_its_own_space(tmp_path, name):
 def test_a_third_party_optimizer_without_a_search_space_gets_a_clear_message(
     tmp_path, install_plugin
 ):
-    install_plugin("nnrun-signsgd", {"nnrun_signsgd": THIRD_PARTY_OPTIMIZER}, {"s": "nnrun_signsgd"})
+    install_plugin(
+        "nnrun-signsgd", {"nnrun_signsgd": THIRD_PARTY_OPTIMIZER}, {"s": "nnrun_signsgd"}
+    )
     text = edit(TUNED, 'name = "sgd"\nlr = 0.01', 'name = "signsgd"')
     with pytest.raises(ConfigError) as caught:
         load(tmp_path, text, reg=nnrun.load_registry())
     message = str(caught.value)
     line = text.splitlines().index("[tune]") + 1
-    assert message.startswith(f"{tmp_path / 'experiment.toml'}:{line}: [tune] space = \"default\": ")
-    assert "optimizer 'signsgd' (from nnrun-signsgd 1.0) declares no default search space" in message
+    assert message.startswith(f'{tmp_path / "experiment.toml"}:{line}: [tune] space = "default": ')
+    assert (
+        "optimizer 'signsgd' (from nnrun-signsgd 1.0) declares no default search space" in message
+    )
     assert 'space = { "optimizer.lr" = { log_uniform = [1e-4, 1e-1] } }' in message
     # the file's own space works for it
     given = text + 'space = { "optimizer.lr" = { log_uniform = [1e-3, 1e-1] } }\n'

@@ -136,7 +136,11 @@ def test_the_final_seeds_run_the_best_values_on_new_seeds(reference):
     )
     assert best.runs[0].experiment.seed == 6
     seeded = [m for m in metrics(out) if m["run"] == "tuned/best/seed=6"]
-    trial = [m for m in metrics(out) if m["run"] == read(out, "summary.json")["tune"]["tuned"]["best"]["run"]]
+    trial = [
+        m
+        for m in metrics(out)
+        if m["run"] == read(out, "summary.json")["tune"]["tuned"]["best"]["run"]
+    ]
     assert len(seeded) == len(trial) == 4
     assert [m["val_loss"] for m in seeded] != [m["val_loss"] for m in trial]  # another seed
 
