@@ -371,6 +371,7 @@ def _quiet_optuna() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*already reported.*")
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # QMCSampler
             yield
     finally:
         optuna.logging.set_verbosity(verbosity)
