@@ -106,6 +106,12 @@ output_options = [
         is_flag=True,
         help="Print the summary as JSON on stdout instead of the table.",
     ),
+    click.option(
+        "--runs",
+        "every_run",
+        is_flag=True,
+        help="One row per run, also when configurations repeat over seeds (one row per group).",
+    ),
 ]
 
 
@@ -150,6 +156,7 @@ def run_command(
     jobs: int,
     quiet: bool,
     as_json: bool,
+    every_run: bool,
 ) -> None:
     """Run the experiment in FILE."""
     seed = None
@@ -167,6 +174,7 @@ def run_command(
         force=force,
         quiet=quiet,
         as_json=as_json,
+        every_run=every_run,
     )
 
 
@@ -182,7 +190,7 @@ def _saved_seed(run_dir: Path) -> int | None:
 @click.argument("run_dir", type=click.Path(), callback=_run_dir_path)
 @with_output_options
 @reports_errors
-def resume_command(run_dir: Path, jobs: int, quiet: bool, as_json: bool) -> None:
+def resume_command(run_dir: Path, jobs: int, quiet: bool, as_json: bool, every_run: bool) -> None:
     """Continue RUN_DIR's unfinished runs from their last checkpoints; finished runs are skipped.
     A damaged newest checkpoint is replaced by the one before it, with a warning."""
     from nnrun.experiment.rundir import CONFIG, RunDirectory
@@ -190,7 +198,16 @@ def resume_command(run_dir: Path, jobs: int, quiet: bool, as_json: bool) -> None
     RunDirectory(run_dir).read_config()  # a run directory, its config.toml intact and no link
     config = run_dir / CONFIG
     _run(
-        config, (), None, run_dir, jobs=jobs, resume=True, force=False, quiet=quiet, as_json=as_json
+        config,
+        (),
+        None,
+        run_dir,
+        jobs=jobs,
+        resume=True,
+        force=False,
+        quiet=quiet,
+        as_json=as_json,
+        every_run=every_run,
     )
 
 
@@ -205,6 +222,7 @@ def _run(
     force: bool,
     quiet: bool,
     as_json: bool,
+    every_run: bool = False,
 ) -> None:
     """Load the plugins once, validate the experiment against them, run it, print the summary."""
     from nnrun.config import load_experiment
@@ -224,19 +242,28 @@ def _run(
         force=force,
         reporter=quiet_reporter or ConsoleReporter(),
     )
-    _print_summary(summary, as_json, quiet_reporter.out if quiet_reporter else None)
+    _print_summary(summary, as_json, quiet_reporter.out if quiet_reporter else None, every_run)
     if any(run["status"] == "failed" for run in summary["runs"]):
         sys.exit(EXIT_RUN_FAILED)
 
 
-def _print_summary(summary: dict[str, Any], as_json: bool, run_dir: Path | None) -> None:
+def _print_summary(
+    summary: dict[str, Any], as_json: bool, run_dir: Path | None, every_run: bool = False
+) -> None:
     if as_json:
         run_dir_field = {"run_dir": str(run_dir)} if run_dir is not None else {}
         click.echo(json.dumps({**summary, **run_dir_field}, indent=2))
         return
-    from nnrun.experiment.reporting import results_table, stdout_console, tune_table
+    from nnrun.experiment.reporting import (
+        group_table,
+        has_groups,
+        results_table,
+        stdout_console,
+        tune_table,
+    )
 
-    stdout_console().print(results_table(summary))
+    grouped = has_groups(summary) and not every_run
+    stdout_console().print(group_table(summary) if grouped else results_table(summary))
     tuned = tune_table(summary)
     if tuned is not None:
         stdout_console().print(tuned)
@@ -275,26 +302,44 @@ def plugins_command(as_json: bool) -> None:
 @main.command("show")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--runs", "every_run", is_flag=True, help="One row per run, not per group.")
 @reports_errors
-def show_command(run_dir: Path, as_json: bool) -> None:
+def show_command(run_dir: Path, as_json: bool, every_run: bool) -> None:
     """Print a run directory's results table again."""
     from nnrun.experiment.rundir import RunDirectory
 
-    _print_summary(RunDirectory(run_dir).verify(), as_json, None)
+    _print_summary(RunDirectory(run_dir).verify(), as_json, None, every_run)
 
 
 @main.command("compare")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--metric",
+    metavar="FIGURE",
+    help="The final figure to compare: final_loss, final_val_loss or a metric's name "
+    "[default: final_val_loss if the runs have it, else final_loss].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the groups and pairs as JSON.")
+@click.option("--runs", "every_run", is_flag=True, help="One row per run, not per group.")
 @reports_errors
-def compare_command(run_dirs: tuple[Path, ...]) -> None:
-    """Put several run directories' results side by side."""
+def compare_command(
+    run_dirs: tuple[Path, ...], metric: str | None, as_json: bool, every_run: bool
+) -> None:
+    """Put several run directories' results side by side, and compare every pair of groups
+    (configurations over their seeds): paired by seed where they share seeds (mean difference,
+    its 95% t-interval, wins per seed, Wilcoxon signed-rank p), else Welch's t-test."""
+    from nnrun.experiment.comparison import compare_groups, pairs_table
     from nnrun.experiment.inspection import comparison_table
     from nnrun.experiment.reporting import stdout_console
-    from nnrun.experiment.rundir import RunDirectory
 
-    for run_dir in run_dirs:
-        RunDirectory(run_dir).verify()  # a damaged one is a one-line error, not half a table
-    stdout_console().print(comparison_table(run_dirs))
+    comparison = compare_groups(run_dirs, metric)  # a damaged directory is a one-line error
+    if as_json:
+        click.echo(json.dumps(comparison, indent=2))
+        return
+    console = stdout_console()
+    console.print(comparison_table(run_dirs, every_run))
+    if comparison["pairs"]:
+        console.print(pairs_table(comparison))
 
 
 if __name__ == "__main__":

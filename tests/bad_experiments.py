@@ -397,6 +397,63 @@ WITH_LINE.update(
             "[sweep]",
             r"the experiment composes 4 runs .*more than \[experiment\] max_runs = 3",
         ),
+        # [experiment] seeds / repeats and [report]
+        "seeds and repeats together": (
+            edit(BASE, "seed = 0", "seed = 0\nseeds = [0, 1]\nrepeats = 2"),
+            "[experiment]",
+            r"\[experiment\] seeds and repeats exclude each other",
+        ),
+        "no seeds": (
+            edit(BASE, "seed = 0", "seed = 0\nseeds = []"),
+            "seeds = []",
+            r"\[experiment\] seeds = \[\]: seeds needs at least one seed",
+        ),
+        "a seed twice": (
+            edit(BASE, "seed = 0", "seed = 0\nseeds = [1, 2, 1]"),
+            "seeds = [1, 2, 1]",
+            r"seeds = \[1, 2, 1\]: each seed once: 1 is repeated",
+        ),
+        "a negative seed": (
+            edit(BASE, "seed = 0", "seed = 0\nseeds = [0, -1]"),
+            "seeds = [0, -1]",
+            r"seeds = \[0, -1\]: every seed must be in \[0, 2\*\*63\)",
+        ),
+        "a seed that is not a number": (
+            edit(BASE, "seed = 0", 'seed = 0\nseeds = [0, "1"]'),
+            "seeds = [0,",
+            r"\[experiment\] seeds\[1\] = \"1\": Input should be a valid integer",
+        ),
+        "no repeats": (
+            edit(BASE, "seed = 0", "seed = 0\nrepeats = 0"),
+            "repeats = 0",
+            r"\[experiment\] repeats = 0: Input should be greater than or equal to 1",
+        ),
+        "repeats past the largest seed": (
+            edit(BASE, "seed = 0", f"seed = {2**63 - 2}\nrepeats = 3"),
+            "repeats = 3",
+            r"\[experiment\] repeats = 3 counts up from seed = 9223372036854775806 past the "
+            r"largest seed",
+        ),
+        "sweeping the seeds": (
+            BASE + '\n[sweep]\n"experiment.seeds" = [[0], [1]]\n',
+            '"experiment.seeds"',
+            r"\[sweep\] 'experiment.seeds': the seeds repeat every sweep cell already",
+        ),
+        "seeds times runs over max_runs": (
+            edit(BASE, "seed = 0", "seed = 0\nmax_runs = 3\nrepeats = 4"),
+            "repeats = 4",
+            r"the experiment composes 4 runs \(1 \[\[runs\]\] × 1 \[sweep\] values × 4 seeds\)",
+        ),
+        "unknown band": (
+            BASE + '\n[report]\nband = "range"\n',
+            'band = "range"',
+            r"\[report\] band = \"range\": Input should be 'minmax' or 'ci95'",
+        ),
+        "reseed not a bool": (
+            edit(BASE, "n = 40", "n = 40\nreseed = 1"),
+            "reseed = 1",
+            r"\[data\] reseed = 1: Input should be a valid boolean",
+        ),
         "a 10^12 grid": (
             BASE
             + "\n[sweep]\n"

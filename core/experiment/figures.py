@@ -51,6 +51,73 @@ def loss_figure(histories: Mapping[str, Sequence[Mapping[str, Any]]]) -> Figure:
     return fig
 
 
+def group_loss_figure(
+    groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], band: str = "minmax"
+) -> Figure:
+    """Per group (its runs' histories), the median train loss per epoch (solid; validation
+    dashed) in a band between the seeds' minimum and maximum at that epoch, or with
+    `band="ci95"` the 95% t-interval of their mean. An epoch counts the runs that reached it
+    with a finite loss; the label says how many runs the group has."""
+    title = "Loss per epoch: median over seeds, " + (
+        "95% CI of the mean" if band == "ci95" else "min–max band"
+    )
+    fig, ax = _axes(title, "epoch", "loss")
+    extremes: list[float] = []
+    for i, (group, histories) in enumerate(groups.items()):
+        color = _COLORS[i % len(_COLORS)]
+        for key, style, alpha in (("train_loss", "-", 0.2), ("val_loss", "--", 0.1)):
+            epochs, median, low, high = _band(histories, key, band)
+            if not epochs:
+                continue
+            label = f"{group} {'train' if key == 'train_loss' else 'val'} (n={len(histories)})"
+            _line(ax, epochs, median, label, color=color, linestyle=style)
+            ax.fill_between(epochs, low, high, color=color, alpha=alpha, linewidth=0)
+            extremes += [v for v in (*low, *high) if math.isfinite(v) and 0 < v <= _LARGEST]
+    _finish(fig, ax)
+    if extremes and ax.get_yscale() == "log":  # the band may reach past the medians
+        bottom, top = ax.get_ylim()
+        low_decade = math.floor(math.log10(min(extremes)))
+        ax.set_ylim(
+            min(bottom, 10.0**low_decade), max(top, 10.0 ** math.ceil(math.log10(max(extremes))))
+        )
+    return fig
+
+
+def _band(
+    histories: Sequence[Sequence[Mapping[str, Any]]], key: str, band: str
+) -> tuple[list[int], list[float], list[float], list[float]]:
+    """Per epoch: the median of `key` over the runs and the band's low and high edges."""
+    from nnrun.experiment.statistics import describe
+
+    by_epoch: dict[int, list[float]] = {}
+    for history in histories:
+        for row in history:
+            value = row.get(key)
+            if value is not None and math.isfinite(value):
+                by_epoch.setdefault(row["epoch"], []).append(float(value))
+    epochs, median, low, high = [], [], [], []
+    for epoch in sorted(by_epoch):
+        stats = describe(by_epoch[epoch])
+        epochs.append(epoch)
+        median.append(stats["median"])
+        if band == "ci95":
+            ci95 = stats["ci95"] or [stats["mean"], stats["mean"]]
+            low.append(ci95[0])
+            high.append(ci95[1])
+        else:
+            low.append(stats["min"])
+            high.append(stats["max"])
+    return epochs, median, low, high
+
+
+def plot_group_losses(
+    groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]],
+    path: str | Path,
+    band: str = "minmax",
+) -> Path:
+    return save_figure(group_loss_figure(groups, band), path)
+
+
 def fit_figure(
     x: torch.Tensor,
     y: torch.Tensor,

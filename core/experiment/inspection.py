@@ -139,16 +139,17 @@ def describe_experiment(file: Path, overrides: Iterable[str] = ()) -> str:
     return "\n".join(lines) + "\n\n" + tomli_w.dumps(toml_ready(experiment.to_dict()))
 
 
-def comparison_table(run_dirs: Iterable[Path]) -> Table:
-    """One row per run of every directory given, prefixed by the directory."""
-    from nnrun.experiment.reporting import results_table
-    from nnrun.experiment.rundir import RunDirectory
+def comparison_table(run_dirs: Iterable[Path], every_run: bool = False) -> Table:
+    """One row per group (or, without seeds or with `every_run`, per run) of every directory
+    given, prefixed by the directory."""
+    from nnrun.experiment.comparison import load_groups
+    from nnrun.experiment.reporting import group_table, has_groups, results_table
 
-    rows = []
-    for path in run_dirs:
-        summary = RunDirectory(path).read_summary()
-        rows += [{**run, "name": f"{path}: {run['name']}"} for run in summary["runs"]]
-    return results_table({"experiment": "comparison", "runs": rows})
+    groups, entries = load_groups(list(run_dirs))
+    summary = {"experiment": "comparison", "runs": list(entries.values()), "groups": groups}
+    if has_groups(summary) and not every_run:
+        return group_table(summary)
+    return results_table(summary)
 
 
 def _search_space(cls: type, kind: str) -> dict[str, Any]:

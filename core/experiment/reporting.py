@@ -295,3 +295,49 @@ def _num(value: Any, digits: int = 6) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}g}"
     return str(value)
+
+
+#: Column titles of the final figures in the group table.
+_FIGURE_TITLES = {"final_loss": "final train loss", "final_val_loss": "final val loss"}
+
+
+def has_groups(summary: dict[str, Any]) -> bool:
+    """Whether some configuration ran over several seeds: then the group table is the default."""
+    return any(len(group.get("runs", [])) > 1 for group in summary.get("groups") or [])
+
+
+def group_table(summary: dict[str, Any], title: str | None = None) -> Table:
+    """One row per group (a configuration over its seeds): the runs that ended ok out of all, and
+    for each final figure the mean ± the half-width of its 95% interval, and the median."""
+    from nnrun.experiment.statistics import figure_names, group_figure
+
+    groups = summary.get("groups") or []
+    figures = figure_names(run for run in summary["runs"] if run.get("status") == "ok")
+    table = Table(title=shown(title or summary.get("experiment") or ""))
+    table.add_column("group")
+    table.add_column("ok / runs", justify="right")
+    for figure in figures:
+        label = _FIGURE_TITLES.get(figure, figure)
+        table.add_column(f"{label} (mean ± 95% CI)", justify="right")
+        table.add_column("median", justify="right")
+    for group in groups:
+        ok = f"{group['n']} / {len(group['runs'])}"
+        if group.get("n_diverged"):
+            ok += f" ({group['n_diverged']} diverged)"
+        style = "green" if group["n"] == len(group["runs"]) else "yellow"
+        row = [shown(group["name"]), f"[{style}]{ok}[/]"]
+        for figure in figures:
+            found = group_figure(group, figure) or {}
+            row += [mean_and_half_width(found), _num(found.get("median"), 4)]
+        table.add_row(*row)
+    return table
+
+
+def mean_and_half_width(figure: dict[str, Any]) -> str:
+    """`mean ± h`, h half the width of the 95% interval; the mean alone for one value."""
+    mean, ci95 = figure.get("mean"), figure.get("ci95")
+    if mean is None:
+        return "-"
+    if ci95 is None:
+        return _num(mean, 4)
+    return f"{mean:.4g} ± {(ci95[1] - ci95[0]) / 2:.2g}"

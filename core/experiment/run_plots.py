@@ -16,7 +16,7 @@ from nnrun.solver import Descent
 
 
 def plot_run_directory(path: Path, experiment: Experiment, registry: Registry) -> list[Path]:
-    from nnrun.experiment.figures import plot_descent, plot_losses
+    from nnrun.experiment.figures import plot_descent
 
     directory = RunDirectory(path)
     records = directory.read_metrics()
@@ -33,7 +33,7 @@ def plot_run_directory(path: Path, experiment: Experiment, registry: Registry) -
                 histories.setdefault(record["run"], []).append(record)
     histories = {name: h for name, h in histories.items() if h}
     if histories:
-        written.append(plot_losses(histories, path / "loss.png"))
+        written.append(_plot_losses(directory, experiment, histories))
         fit = _plot_fit(directory, train_runs, registry)
         if fit:
             written.append(fit)
@@ -60,6 +60,27 @@ def plot_run_directory(path: Path, experiment: Experiment, registry: Registry) -
         if tune:
             written.append(tune)
     return written
+
+
+def _plot_losses(
+    directory: RunDirectory, experiment: Experiment, histories: dict[str, list[dict[str, Any]]]
+) -> Path:
+    """loss.png: a line per run, or, when a configuration repeats over seeds, a median and a band
+    per group, over the runs that ended ok (a diverged seed is left out, as from the statistics)."""
+    from nnrun.experiment.figures import plot_group_losses, plot_losses
+    from nnrun.experiment.runner import run_groups
+
+    groups = run_groups(experiment)
+    path = directory.path / "loss.png"
+    if all(len(runs) == 1 for runs in groups.values()):
+        return plot_losses(histories, path)
+    status = {run["name"]: run.get("status") for run in directory.read_summary()["runs"]}
+    curves = {
+        name: [histories[run] for run, _ in runs if run in histories and status.get(run) == "ok"]
+        for name, runs in groups.items()
+    }
+    band = experiment.runs[0].report.band
+    return plot_group_losses({name: c for name, c in curves.items() if c}, path, band)
 
 
 def _plot_tune(directory: RunDirectory) -> Path | None:

@@ -150,11 +150,37 @@ class Summary:
         return any(entry["status"] == status for entry in self.entries.values())
 
     def as_dict(self) -> dict[str, Any]:
+        from nnrun.experiment.statistics import group_statistics
+
+        groups = group_statistics(run_groups(self.experiment), self.entries)
         tune = {"tune": self.tune} if self.tune else {}
-        return {"experiment": self.experiment.name, "runs": list(self.entries.values()), **tune}
+        return {
+            "experiment": self.experiment.name,
+            "runs": list(self.entries.values()),
+            "groups": groups,
+            **tune,
+        }
 
     def write(self) -> None:
         self.directory.write_json(SUMMARY, self.as_dict())
+
+
+def run_groups(experiment: Experiment) -> dict[str, list[tuple[str, int]]]:
+    """Each configuration's runs as (name, seed): a group per configuration repeated over seeds,
+    a group of one for every run without seeds, and a tuned configuration's best trial re-run on
+    its final seeds (`CONFIG/best`)."""
+    from nnrun.experiment.tuning import final_seeds
+
+    groups: dict[str, list[tuple[str, int]]] = {}
+    for run in experiment.runs:
+        if run.tune is not None:  # its trials are the search; its best on the final seeds a group
+            seeds = final_seeds(run)
+            if seeds:
+                groups[f"{run.name}/best"] = [(f"{run.name}/best/seed={s}", s) for s in seeds]
+            continue
+        name = run.group.name if run.group is not None else run.name
+        groups.setdefault(name, []).append((run.name, run.experiment.seed))
+    return groups
 
 
 def _run_serial(pending, directory, registry, reporter, resume, summary: Summary) -> None:

@@ -164,3 +164,21 @@ def test_a_sweeps_many_runs_get_distinct_colours_and_a_legend_beside_the_axes():
     legend = ax.get_legend()
     assert legend.get_bbox_to_anchor().x0 > ax.get_window_extent().x1  # right of the axes
     assert fig.get_size_inches()[0] > figures.SIZE[0]
+
+
+@pytest.mark.parametrize("band", ["minmax", "ci95"])
+def test_group_losses_draw_the_median_and_a_band_of_the_seeds(tmp_path, band):
+    seeds = [history([1.0, 0.5, 0.2]), history([2.0, 0.4, 0.1]), history([1.5, 0.45, NAN])]
+    groups = {"adam": seeds, "sgd": [history([1.0, 0.9])]}
+    fig = figures.group_loss_figure(groups, band)
+    (ax,) = fig.axes
+    medians = {line.get_label(): list(line.get_ydata()) for line in ax.get_lines()}
+    assert medians["adam train (n=3)"] == pytest.approx([1.5, 0.45, 0.15])  # epoch 2: NaN left out
+    (adam_band, _) = ax.collections
+    edges = adam_band.get_paths()[0].vertices[:, 1]
+    if band == "minmax":
+        assert min(edges) == pytest.approx(0.1) and max(edges) == pytest.approx(2.0)
+    else:  # the 95% interval of the mean of 1.0, 2.0, 1.5 reaches past both
+        assert max(edges) == pytest.approx(1.5 + 4.302652729911275 * 0.5 / math.sqrt(3))
+    assert ax.get_ylim()[1] >= max(edges)  # the band is not cut off
+    assert_png(figures.plot_group_losses(groups, tmp_path / "plots" / "loss.png", band))

@@ -364,7 +364,10 @@ def test_compare_shows_every_run_of_every_directory(two_run_dirs, monkeypatch):
     monkeypatch.chdir(folder)
     result = invoke("compare", "a", "b")
     assert result.exit_code == 0, result.output
-    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if "│" in line}
+    runs_table, pairs_table = result.stdout.split("final_val_loss: a − b (lower is better)")
+    # one seed per run: a's two runs share theirs (paired, n = 1), b has another (unpaired)
+    assert pairs_table.count("1 paired") == 2 and pairs_table.count("1 vs 1, unpaired") == 4
+    rows = {line.split("│")[1].strip(): line for line in runs_table.splitlines() if "│" in line}
     assert sorted(rows) == ["a: adam", "a: sgd", "b: adam", "b: sgd"]
     for name in ("a", "b"):
         for run in json.loads((folder / name / "summary.json").read_text())["runs"]:
