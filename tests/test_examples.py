@@ -23,6 +23,7 @@ SHORTEN = {
     ],
     "roots.toml": [],
     "roots_lr_sweep.toml": ["-o", "solver.max_iter=1000"],
+    "seeds.toml": ["-o", "train.epochs=2", "-o", "experiment.seeds=[0, 1, 2]"],
 }
 PLOTS = {"train": ["loss.png", "fit.png"], "solve": ["descent.png"]}
 
@@ -95,3 +96,12 @@ def test_the_seed_example_shortened_still_learns(tmp_path):
         assert [r["epoch"] for r in history] == [1, 2, 3]
         assert entry["final_loss"] == history[-1]["train_loss"] < history[0]["train_loss"]
         assert set(entry["probes"]) == {"1.0", "2.0", "-1.0", "-2.0"}
+
+
+def test_the_seeds_example_has_a_group_per_optimizer_and_compares_them(tmp_path):
+    summary = run("seeds.toml", tmp_path / "out")
+    assert [(g["name"], g["n"]) for g in summary["groups"]] == [("sgd", 3), ("adam", 3)]
+    result = CliRunner().invoke(main, ["compare", str(tmp_path / "out"), "--json"])
+    assert result.exit_code == 0, result.output
+    (pair,) = strict(result.stdout)["pairs"]
+    assert (pair["a"], pair["b"], pair["test"], pair["n"]) == ("sgd", "adam", "paired", 3)

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from nnrun.errors import ConfigError, suggest
 from nnrun.names import name_problem, slug
@@ -313,7 +313,7 @@ def run_seeds(experiment: Any) -> list[int] | None:
     return None
 
 
-def _integer(value: Any) -> bool:
+def _integer(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
