@@ -89,9 +89,10 @@ def epoch_metrics(run: RunConfig) -> list[str]:
     keys = list(EPOCH_METRICS)
     if run.data.split.val > 0:
         keys.append("val_loss")
+    split = "val" if run.data.split.val > 0 else "train"  # where the trainer scores the metrics
     for metric in getattr(run.train, "metrics", None) or []:  # `[train] metrics`, where present
         name = metric if isinstance(metric, str) else getattr(metric, "name", str(metric))
-        keys += [f"train_{name}", f"val_{name}", name]
+        keys.append(f"{split}_{name}")
     return keys
 
 
