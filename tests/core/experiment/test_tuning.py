@@ -346,3 +346,24 @@ def test_sigterm_during_a_study_and_nnrun_resume_give_the_uninterrupted_trials(t
     assert resumed.returncode == 0, resumed.stderr.decode()
     assert timeless(read(out, "summary.json")) == timeless(read(expected, "summary.json"))
     assert timeless(metrics(out)) == timeless(metrics(expected))
+
+
+@pytest.mark.slow  # --jobs 2 spawns workers, ~10-20 s
+def test_tuned_and_untuned_runs_share_a_file_and_jobs_change_no_number(tmp_path):
+    """A [tune] table in one [[runs]] entry: the untuned runs run as usual (in workers with
+    --jobs), then the study; the numbers are those of a serial run."""
+    text = (
+        TUNED.split("[tune]")[0].replace("trials = 5", "")
+        + '\n[[runs]]\nname = "plain"\n\n[[runs]]\nname = "plain-adam"\n'
+        + 'optimizer = { name = "adam" }\n\n[[runs]]\nname = "tuned"\n'
+        + 'tune = { trials = 2, final_seeds = 1, space = { "optimizer.lr" = '
+        + "{ log_uniform = [1e-3, 0.3] } } }\n"
+    )
+    path = experiment_file(tmp_path, text)
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    run_experiment(nnrun.load_experiment(path), serial)
+    run_experiment(nnrun.load_experiment(path), parallel, jobs=2)
+    names = [r["name"] for r in read(serial, "summary.json")["runs"]]
+    assert names == ["plain", "plain-adam", "tuned/trial=0", "tuned/trial=1", "tuned/best/seed=6"]
+    assert list(read(serial, "summary.json")["tune"]) == ["tuned"]
+    assert timeless(read(parallel, "summary.json")) == timeless(read(serial, "summary.json"))
