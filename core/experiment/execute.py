@@ -113,7 +113,12 @@ def _train(
         name = f"epoch{state.epoch:04d}" + (f"-step{state.step:06d}" if state.step else "")
         directory.save_checkpoint(run.name, name, trainer.state_dict())
 
-    status = trainer.fit(on_epoch, lambda progress: reporter.progress(run, progress), checkpoint)
+    if trainer.state.status == "pruned":  # resumed from a pruned trial's last checkpoint: done
+        status = "pruned"
+    else:
+        status = trainer.fit(
+            on_epoch, lambda progress: reporter.progress(run, progress), checkpoint
+        )
     checkpoint()
     history = [r for r in directory.read_metrics() if r.get("run") == run.name and "epoch" in r]
     state = trainer.state

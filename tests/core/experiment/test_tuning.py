@@ -367,3 +367,22 @@ def test_tuned_and_untuned_runs_share_a_file_and_jobs_change_no_number(tmp_path)
     assert names == ["plain", "plain-adam", "tuned/trial=0", "tuned/trial=1", "tuned/best/seed=6"]
     assert list(read(serial, "summary.json")["tune"]) == ["tuned"]
     assert timeless(read(parallel, "summary.json")) == timeless(read(serial, "summary.json"))
+
+
+def test_a_pruned_trial_resumed_from_its_last_checkpoint_stays_pruned(tmp_path):
+    """kill -9 after a pruned trial's final checkpoint but before its summary entry: resuming
+    it trains no further epoch."""
+    from nnrun.experiment.execute import execute_run
+    from nnrun.experiment.reporting import SilentReporter
+    from nnrun.experiment.tuning import trial_run
+
+    registry = nnrun.load_registry()
+    (config,) = nnrun.load_experiment(experiment_file(tmp_path, PRUNED)).runs
+    run = trial_run(config, "pruned/trial=3", {"optimizer.lr": 1e-7}, registry)
+    out = tmp_path / "out"
+    out.mkdir()
+    first = execute_run(run, out, registry, SilentReporter(), False, watch=lambda record: True)
+    again = execute_run(run, out, registry, SilentReporter(), True, watch=lambda record: True)
+    assert first["status"] == again["status"] == "pruned"
+    assert first["epochs"] == again["epochs"] == 1
+    assert [m["epoch"] for m in metrics(out)] == [1]
