@@ -295,10 +295,19 @@ def _print_summary(
         run_dir_field = {"run_dir": str(run_dir)} if run_dir is not None else {}
         click.echo(json.dumps({**summary, **run_dir_field}, indent=2))
         return
-    from nnrun.experiment.reporting import group_table, has_groups, results_table, stdout_console
+    from nnrun.experiment.reporting import (
+        group_table,
+        has_groups,
+        results_table,
+        stdout_console,
+        tune_table,
+    )
 
     grouped = has_groups(summary) and not every_run
     stdout_console().print(group_table(summary) if grouped else results_table(summary))
+    tuned = tune_table(summary)
+    if tuned is not None:
+        stdout_console().print(tuned)
 
 
 @main.command("check")

@@ -10,6 +10,10 @@ import torch
 
 from nnrun.parameter import Parameter
 
+#: A default `[tune]` search space: hyperparameter name -> { log_uniform | uniform | int_uniform
+#: = [low, high] } or { choice = [...] }, e.g. {"lr": {"log_uniform": [1e-4, 1e-1]}}.
+SearchSpace = dict[str, dict[str, list[Any]]]
+
 
 class Optimizer:
     """Updates `nnrun.Parameter`s from their `.grad`.
@@ -24,12 +28,16 @@ class Optimizer:
     or the import path of one, "torch.optim.Adam" or "package.module:function", imported only
     when verified. The reference is built with the same hyperparameters as the optimizer, those in
     `verify_hyperparameters` (the defaults where it is empty), so their names must agree.
+
+    `search_space` (optional) is the space `[tune] space = "default"` tunes it over.
     """
 
     #: What the trajectory is checked against by `nnrun verify`; None: the invariants only.
     reference: ClassVar[str | type | Callable[..., None] | None] = None
     #: The hyperparameters `nnrun verify` builds the optimizer (and its reference) with.
     verify_hyperparameters: ClassVar[dict[str, Any]] = {}
+
+    search_space: ClassVar[SearchSpace | None] = None
 
     def __init__(self, params: Iterable[Parameter], **hyperparameters: Any):
         self.params: list[Parameter] = list(params)

@@ -512,6 +512,89 @@ WITHOUT_LINE.update(
 )
 
 
+# [tune]: the space's keys and bounds, the metric and the method, checked at load.
+VALIDATED = edit(BASE, "n = 40", "n = 40\nsplit = { val = 0.25 }")
+TUNED = VALIDATED + "\n[tune]\ntrials = 4\n"
+COMPONENT_LINE.update(
+    {
+        "tune space: unknown hyperparameter": (
+            TUNED + 'space = { "optimizer.lrr" = { log_uniform = [1e-3, 1e-1] } }\n',
+            "space =",
+            r"\[tune\] space optimizer\.lrr log_uniform \[0\.001, 0\.1\]: \[optimizer\]: "
+            r"optimizer 'sgd' does not take 'lrr'; did you mean 'lr'\?",
+        ),
+        "tune space: unknown key in a [tune.space] table": (
+            TUNED + '\n[tune.space]\n"train.batchsize" = { choice = [16, 32] }\n',
+            '"train.batchsize"',
+            r"\[tune\] space train\.batchsize choice \[16, 32\]: \[train\] unknown key "
+            r"'batchsize'; did you mean 'batch_size'\?",
+        ),
+        "tune space: unknown table": (
+            TUNED + 'space = { "optimiser.lr" = { log_uniform = [1e-3, 1e-1] } }\n',
+            "space =",
+            r"\[tune\] space 'optimiser\.lr': 'optimiser' is not a table a trial can vary; "
+            r"did you mean 'optimizer'\?",
+        ),
+        "tune space: a bound the constructor refuses": (
+            TUNED + 'space = { "optimizer.momentum" = { uniform = [-0.5, 0.9] } }\n',
+            "space =",
+            r"\[tune\] space optimizer\.momentum uniform \[-0\.5, 0\.9\]: at -0\.5: "
+            r"\[optimizer\]: optimizer 'sgd': Invalid momentum value: -0\.5",
+        ),
+        "tune space: a bound the schema refuses": (
+            TUNED + 'space = { "train.batch_size" = { choice = [0, 32] } }\n',
+            "space =",
+            r"at 0: \[train\] batch_size = 0: Input should be greater than or equal to 1",
+        ),
+        "tune space: log_uniform from 0": (
+            TUNED + 'space = { "optimizer.lr" = { log_uniform = [0.0, 0.1] } }\n',
+            "space =",
+            r"\[tune\.space\] 'optimizer\.lr': log_uniform needs low > 0 \(a log scale has no 0\)",
+        ),
+        "tune space: no distribution": (
+            TUNED + 'space = { "optimizer.lr" = { between = [0.01, 0.1] } }\n',
+            "space =",
+            r"'optimizer\.lr' needs exactly one of log_uniform, uniform, int_uniform, choice",
+        ),
+        "tune metric: a typo": (
+            TUNED + 'metric = "val_los"\n',
+            "metric =",
+            r"\[tune\] metric = 'val_los' is not in this run's epoch records; did you mean "
+            r"'val_loss'\?",
+        ),
+        "tune metric: val_loss without a validation share": (
+            BASE + "\n[tune]\ntrials = 4\n",
+            "[tune]",
+            r"val_loss needs a validation share: \[data\] split = \{ val = 0\.2 \}",
+        ),
+        "tune grid over a range": (
+            TUNED + 'method = "grid"\n',
+            "method =",
+            r"method = 'grid' needs every space key to be a choice, and optimizer\.lr, "
+            r"optimizer\.momentum is a range",
+        ),
+        "tune grid of another size": (
+            TUNED + 'method = "grid"\nspace = { "optimizer.lr" = { choice = [0.1, 0.01] } }\n',
+            "trials =",
+            r"method = 'grid' over these choices has 2 points: set trials = 2",
+        ),
+        "tune method unknown": (
+            TUNED + 'method = "bayes"\n',
+            "method =",
+            r"\[tune\] method = \"bayes\": Input should be 'grid', 'random', 'qmc' or 'tpe'",
+        ),
+    }
+)
+WITHOUT_LINE.update(
+    {
+        "tune with seeds": (
+            edit(TUNED, "seed = 0", "seed = 0\nrepeats = 2"),
+            r"\[tune\] with \[experiment\] seeds or repeats: .*final_seeds re-runs the best",
+        ),
+    }
+)
+
+
 def bad_files() -> dict[str, tuple[str, str]]:
     """Every case above as (text, the phrase its message has), for tests that only need that."""
     cases = {name: (text, message) for name, (text, _, message) in WITH_LINE.items()}

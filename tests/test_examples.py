@@ -17,6 +17,10 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SHORTEN = {
     "x_squared.toml": ["-o", "data.n=200", "-o", "train.epochs=2"],
     "optimizer_sweep.toml": ["-o", "data.n=64", "-o", "train.epochs=1"],
+    "optimizer_shootout.toml": [
+        *("-o", "data.n=64", "-o", "train.epochs=2"),
+        *("-o", "tune.trials=2", "-o", "tune.final_seeds=1"),
+    ],
     "roots.toml": [],
     "roots_lr_sweep.toml": ["-o", "solver.max_iter=1000"],
     "iris_csv.toml": ["-o", "train.epochs=5"],
@@ -59,7 +63,11 @@ def test_example_runs_and_draws_its_plots(name, tmp_path):
     summary = run(name, tmp_path / "out")
     tasks = {r["task"] for r in summary["runs"]}
     for task in tasks:
-        for plot in OWN_PLOTS.get(name, PLOTS[task]):
+        # a tuned experiment draws its final seeds' losses and its trials, not their fits
+        plots = (
+            ["loss.png", "tune.png"] if summary.get("tune") else OWN_PLOTS.get(name, PLOTS[task])
+        )
+        for plot in plots:
             assert (tmp_path / "out" / plot).stat().st_size > 0, plot
     strict((tmp_path / "out" / "summary.json").read_text())
     for line in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines():

@@ -14,8 +14,10 @@ from nnrun.config.schema import (
     DataSection,
     ExperimentSection,
     ModelSection,
+    PruneSection,
     SplitSection,
     TrainSection,
+    TuneSection,
 )
 from nnrun.hookspecs import HOOKS
 
@@ -45,6 +47,8 @@ def test_every_builtin_component_is_documented():
         ("model", ModelSection),
         ("train", TrainSection),
         ("data.split", SplitSection),
+        ("tune", TuneSection),
+        ("tune.prune", PruneSection),
     ],
 )
 def test_every_experiment_file_key_is_documented(table, section):

@@ -216,6 +216,84 @@ class ReportSection(Section):
     )
 
 
+#: The distributions a `[tune] space` entry may draw from: { kind = [low, high] } or { choice = [...] }.
+SPACE_KINDS = ("log_uniform", "uniform", "int_uniform", "choice")
+
+
+def space_problem(key: str, entry: Any) -> str | None:
+    """What is wrong with one search-space entry (`key` = { log_uniform = [1e-4, 1e-1] }), or None.
+    Shared by `[tune] space` and an optimizer's `search_space` class attribute."""
+    if not isinstance(entry, dict) or len(entry) != 1 or next(iter(entry)) not in SPACE_KINDS:
+        return (
+            f"{key!r} needs exactly one of {', '.join(SPACE_KINDS)}, "
+            f"e.g. {{ log_uniform = [1e-4, 1e-1] }} or {{ choice = [16, 32] }}"
+        )
+    kind, values = next(iter(entry.items()))
+    if not isinstance(values, list) or not values:
+        return f"{key!r}: {kind} takes a non-empty list"
+    if kind == "choice":
+        repeated = [v for i, v in enumerate(values) if v in values[:i]]
+        return f"{key!r}: each choice once: {repeated[0]!r} is repeated" if repeated else None
+    numbers = len(values) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values
+    )
+    if not numbers or not values[0] < values[1]:
+        return f"{key!r}: {kind} takes [low, high] with finite numbers, low < high, got {values}"
+    if kind == "log_uniform" and values[0] <= 0:
+        return f"{key!r}: log_uniform needs low > 0 (a log scale has no 0), got {values}"
+    if kind == "int_uniform" and not all(isinstance(v, int) for v in values):
+        return f"{key!r}: int_uniform takes two integers, got {values}"
+    return None
+
+
+class PruneSection(Section):
+    """Stop trials that are clearly worse than the others at the same epoch (Optuna's pruners)."""
+
+    method: Literal["median", "asha"] = "median"
+    warmup_epochs: int = Field(
+        0, ge=0, description="epochs a trial runs before it may be pruned (at the last of them)"
+    )
+    startup_trials: int = Field(
+        5, ge=0, description="median: trials that finish before any pruning"
+    )
+
+
+class TuneSection(Section):
+    """Tune each configuration with a budget of trials (Optuna), then re-run the best on seeds."""
+
+    method: Literal["grid", "random", "qmc", "tpe"] = "random"
+    trials: int = Field(ge=1, le=10_000)
+    metric: str = Field("val_loss", min_length=1)
+    mode: Literal["min", "max"] = "min"
+    space: str | dict[str, dict[str, list[Any]]] = "default"
+    final_seeds: int = Field(
+        0, ge=0, le=1_000, description="re-run the best trial on this many seeds"
+    )
+    prune: PruneSection | None = None
+
+    @field_validator("space")
+    @classmethod
+    def _space(
+        cls, value: str | dict[str, dict[str, list[Any]]]
+    ) -> str | dict[str, dict[str, list[Any]]]:
+        if isinstance(value, str):
+            if value != "default":
+                raise ValueError(
+                    'space is "default" (each optimizer\'s own search_space) or a table of dotted '
+                    'keys, e.g. { "optimizer.lr" = { log_uniform = [1e-4, 1e-1] } }'
+                )
+            return value
+        if not value:
+            raise ValueError("space needs at least one key")
+        for key, entry in value.items():
+            if len(key.split(".")) < 2 or not all(key.split(".")):
+                raise ValueError(f'space key {key!r} is a dotted path, e.g. "optimizer.lr"')
+            problem = space_problem(key, entry)
+            if problem:
+                raise ValueError(problem)
+        return value
+
+
 class RunGroup(Section):
     """Set by composition, never by the file: the configuration a seeded run repeats, and that
     configuration's own seed (which draws the data unless [data] reseed)."""
@@ -237,6 +315,7 @@ class RunConfig(Section):
     train: TrainSection | None = None
     solver: SolverSpec | None = None
     report: ReportSection = ReportSection()
+    tune: TuneSection | None = None
     group: RunGroup | None = None  # with [experiment] seeds or repeats, from `compose`
 
     @model_validator(mode="after")
@@ -266,6 +345,19 @@ class RunConfig(Section):
             if unused or self.scheduler is not None:
                 unused += ["[scheduler]"] if self.scheduler is not None else []
                 raise ValueError(f"{', '.join(unused)} not used when task = 'solve'")
+        return self
+
+    @model_validator(mode="after")
+    def _tune_fits(self) -> RunConfig:
+        if self.tune is None:
+            return self
+        if self.experiment.task != "train":
+            raise ValueError("[tune] tunes training runs: it needs [experiment] task = 'train'")
+        if self.group is not None:
+            raise ValueError(
+                "[tune] with [experiment] seeds or repeats: the trials share the configuration's "
+                "seed, and [tune] final_seeds re-runs the best trial on seeds; drop seeds/repeats"
+            )
         return self
 
     def to_dict(self) -> dict[str, Any]:

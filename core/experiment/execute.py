@@ -8,6 +8,7 @@ import math
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,17 @@ from nnrun.experiment.train import StopFlag, Trainer, TrainSettings
 from nnrun.factory import build
 from nnrun.registry import Registry
 
+#: Shown each epoch's record; True stops the run there with status `pruned` (a tuning trial).
+Watch = Callable[[dict[str, Any]], bool]
+
 
 def execute_run(
-    run: RunConfig, out: Path, registry: Registry, reporter: Reporter, resume: bool
+    run: RunConfig,
+    out: Path,
+    registry: Registry,
+    reporter: Reporter,
+    resume: bool,
+    watch: Watch | None = None,
 ) -> dict[str, Any]:
     """Run one run and return its summary entry; an exception marks it failed instead of escaping."""
     directory = RunDirectory(out)
@@ -34,7 +43,7 @@ def execute_run(
         if run.experiment.task == "solve":
             entry = _solve(run, directory, registry, reporter)
         else:
-            entry = _train(run, directory, registry, reporter, resume)
+            entry = _train(run, directory, registry, reporter, resume, watch)
         return {**entry, "threads": threads}
     except ConfigError:
         raise  # bad input found only once the run started: report it as such (exit status 2)
@@ -69,7 +78,12 @@ def execute_run_in_worker(
 
 
 def _train(
-    run: RunConfig, directory: RunDirectory, registry: Registry, reporter: Reporter, resume: bool
+    run: RunConfig,
+    directory: RunDirectory,
+    registry: Registry,
+    reporter: Reporter,
+    resume: bool,
+    watch: Watch | None = None,
 ) -> dict[str, Any]:
     data = make_data(run, registry)
     model = make_model(run, registry)
@@ -91,13 +105,20 @@ def _train(
         record = {"run": run.name, **_finite(record)}
         directory.append_metrics(record)
         reporter.epoch(run, record)
+        if watch is not None and trainer.state.status == "running" and watch(record):
+            trainer.state.status = "pruned"  # the loop stops after this epoch
 
     def checkpoint() -> None:
         state = trainer.state
         name = f"epoch{state.epoch:04d}" + (f"-step{state.step:06d}" if state.step else "")
         directory.save_checkpoint(run.name, name, trainer.state_dict())
 
-    status = trainer.fit(on_epoch, lambda progress: reporter.progress(run, progress), checkpoint)
+    if trainer.state.status == "pruned":  # resumed from a pruned trial's last checkpoint: done
+        status = "pruned"
+    else:
+        status = trainer.fit(
+            on_epoch, lambda progress: reporter.progress(run, progress), checkpoint
+        )
     checkpoint()
     history = [r for r in directory.read_metrics() if r.get("run") == run.name and "epoch" in r]
     state = trainer.state

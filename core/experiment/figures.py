@@ -1,4 +1,5 @@
-"""The figures of an experiment: loss curves, the fitted functions, and the solver's descents.
+"""The figures of an experiment: loss curves, the fitted functions, the solver's descents, and
+the trials of a `[tune]` study.
 
 Figures are built with `matplotlib.figure.Figure` and never through pyplot, so plotting needs no
 display, keeps no global state and is safe in threads and worker processes. Each `*_figure` function
@@ -166,6 +167,83 @@ def descent_figure(descents: Mapping[str, Sequence[Descent]]) -> Figure:
             ax.plot(*points[-1], marker=marker, color=color, linestyle="none")
     _finish(fig, ax)
     return fig
+
+
+def tune_figure(
+    trials: Mapping[str, Sequence[Mapping[str, Any]]],
+    space: Mapping[str, tuple[str, Sequence[Any]]],
+    metric: str,
+) -> Figure:
+    """The tuned metric against each tuned hyperparameter (one panel per key), a colour per
+    configuration; hollow markers are pruned trials at the epoch they stopped. `trials` are the
+    summary entries of each configuration's trials (with `params` and `value`), `space` maps each
+    key to its distribution's kind and values: a log-uniform key gets a log axis, a choice one tick
+    per choice."""
+    keys = list(space)
+    columns = min(3, len(keys)) or 1
+    rows = math.ceil(len(keys) / columns) or 1
+    fig = Figure(figsize=(4.2 * columns + 2, 3.6 * rows), dpi=DPI, layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    values = [
+        float(t["value"])
+        for runs in trials.values()
+        for t in runs
+        if isinstance(t.get("value"), (int, float)) and math.isfinite(t["value"])
+    ]
+    log_y = bool(values) and min(values) > 0
+    for ax, key in zip(axes, keys):
+        kind, options = space[key]
+        ax.set(xlabel=key, ylabel=f"{metric}{' (log scale)' if log_y else ''}")
+        ax.grid(True, alpha=0.3)
+        labels = [_choice_label(o) for o in options]
+        for i, (config, runs) in enumerate(trials.items()):
+            color = _COLORS[i % len(_COLORS)]
+            for pruned in (False, True):
+                shown = [
+                    t
+                    for t in runs
+                    if (t.get("status") == "pruned") == pruned
+                    and key in (t.get("params") or {})
+                    and isinstance(t.get("value"), (int, float))
+                    and math.isfinite(t["value"])
+                ]
+                xs = [
+                    labels.index(_choice_label(t["params"][key]))
+                    if kind == "choice"
+                    else t["params"][key]
+                    for t in shown
+                ]
+                label = None if ax is not axes[0] else f"{config}{' (pruned)' if pruned else ''}"
+                face = "none" if pruned else color
+                if shown:
+                    ax.scatter(xs, [t["value"] for t in shown], s=24, edgecolors=color,
+                               facecolors=face, label=label)  # fmt: skip
+        if kind == "log_uniform":
+            ax.set_xscale("log")
+        if kind == "choice":
+            ax.set_xticks(range(len(labels)), labels, rotation=20, fontsize="small")
+            ax.set_xlim(-0.5, len(labels) - 0.5)
+        if log_y:
+            ax.set_yscale("log")
+    for ax in axes[len(keys) :]:
+        ax.set_visible(False)
+    fig.suptitle(f"{metric} of each trial against the tuned hyperparameters")
+    if axes[0].get_legend_handles_labels()[1]:
+        fig.legend(loc="outside right upper", fontsize="small")
+    return fig
+
+
+def _choice_label(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def plot_tune(
+    trials: Mapping[str, Sequence[Mapping[str, Any]]],
+    space: Mapping[str, tuple[str, Sequence[Any]]],
+    metric: str,
+    path: str | Path,
+) -> Path:
+    return save_figure(tune_figure(trials, space, metric), path)
 
 
 def plot_losses(histories: Mapping[str, Sequence[Mapping[str, Any]]], path: str | Path) -> Path:

@@ -42,6 +42,7 @@ def plugin_listing(registry: Registry | None = None) -> dict[str, Any]:
                     h.name for h in hyperparameters(component.cls, component.kind) if h.required
                 ],
                 "reference": _reference(component.cls, component.kind),
+                **_search_space(component.cls, component.kind),
             }
         )
     failures = [
@@ -88,6 +89,12 @@ def render_plugin_listing(listing: dict[str, Any], console: Console | None = Non
             params = ", ".join(
                 c["required"] + [f"{k}={v!r}" for k, v in c["hyperparameters"].items()]
             )
+            if c.get("search_space"):  # an optimizer's default [tune] space
+                params += "\nspace: " + ", ".join(
+                    f"{k} {kind} {values}"
+                    for k, entry in c["search_space"].items()
+                    for kind, values in entry.items()
+                )
             version = f" {c['version']}" if c["version"] else ""
             name = c["answers_to"][0]  # the plain name where it picks this one, else qualified
             row = [name, params or "-", f"{c['distribution']}{version}"]
@@ -130,12 +137,14 @@ def render_plugin_listing(listing: dict[str, Any], console: Console | None = Non
 def describe_experiment(file: Path, overrides: Iterable[str] = ()) -> str:
     """The resolved experiment as TOML, with a comment per component naming its distribution."""
     from nnrun.config import load_experiment
+    from nnrun.config.tuning import describe_tune, tune_runs
     from nnrun.experiment.rundir import toml_ready
     from nnrun.loading import load_registry
 
     registry = load_registry()
     experiment = load_experiment(file, overrides, registry=registry)
-    lines = [f"# {file}: {len(experiment.runs)} run(s), all valid. Components come from:"]
+    total = sum(tune_runs(run) for run in experiment.runs)
+    lines = [f"# {file}: {total} run(s), all valid. Components come from:"]
     data_lines: list[str] = []
     for run in experiment.runs:
         slots = component_slots(run)
@@ -152,6 +161,10 @@ def describe_experiment(file: Path, overrides: Iterable[str] = ()) -> str:
                     lines.append(line)
     if data_lines:
         lines += ["# Data:", *data_lines]
+    tuned = [run for run in experiment.runs if run.tune is not None]
+    if tuned:
+        lines.append("# [tune] (trials, then the best re-run on the final seeds):")
+        lines += [f"#   {describe_tune(run, registry)}" for run in tuned]
     return "\n".join(lines) + "\n\n" + tomli_w.dumps(toml_ready(experiment.to_dict()))
 
 
@@ -211,6 +224,12 @@ def _reference(cls: type, kind: str) -> str | None:
     from nnrun.verify import describe_reference
 
     return describe_reference(getattr(cls, "reference", None)) if kind == "optimizers" else None
+
+
+def _search_space(cls: type, kind: str) -> dict[str, Any]:
+    """An optimizer's default `[tune]` space, as `nnrun plugins` lists it ({} when it has none)."""
+    space = getattr(cls, "search_space", None) if kind == "optimizers" else None
+    return {"search_space": _plain(space)} if isinstance(space, dict) and space else {}
 
 
 def _plain(value: Any) -> Any:

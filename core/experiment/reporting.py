@@ -17,6 +17,7 @@ STATUS_STYLE = {
     "diverged": "yellow",
     "failed": "red",
     "interrupted": "magenta",
+    "pruned": "cyan",
     "pending": "dim",
     "not converged": "yellow",
 }
@@ -241,6 +242,36 @@ def results_table(summary: dict[str, Any], title: str | None = None) -> Table:
     return table
 
 
+def tune_table(summary: dict[str, Any]) -> Table | None:
+    """One row per tuned configuration: its trials, the best one's values and metric, and the
+    best re-run on the final seeds (mean ± standard deviation, min to max); None without [tune]."""
+    studies = summary.get("tune") or {}
+    if not studies:
+        return None
+    first = next(iter(studies.values()))
+    table = Table(title=f"tuning: {shown(first['metric'])} ({first['mode']})")
+    for column in ("configuration", "trials (ok/pruned/failed)", "best trial", "best values"):
+        table.add_column(column)
+    for column in ("best", "final seeds: mean ± std", "min to max"):
+        table.add_column(column, justify="right")
+    for name, study in studies.items():
+        trials, best, final = study["trials"], study.get("best"), study.get("final") or {}
+        counts = f"{trials['complete']}/{trials['pruned']}/{trials['failed']}"
+        values = ", ".join(f"{k}={_num(v, 3)}" for k, v in (best or {}).get("params", {}).items())
+        spread = f"{_num(final['mean'], 4)} ± {_num(final['std'], 2)}" if "mean" in final else "-"
+        extremes = f"{_num(final['min'], 4)} to {_num(final['max'], 4)}" if "min" in final else "-"
+        table.add_row(
+            shown(name),
+            counts,
+            str(best["trial"]) if best else "-",
+            shown(values) or "-",
+            _num(best["value"]) if best else "-",
+            spread,
+            extremes,
+        )
+    return table
+
+
 def status_cell(run: dict[str, Any]) -> str:
     """The status, with what a reader needs to trust the numbers beside it: where early stopping
     ended and which epoch's weights the final losses are from; a solve that found not every root."""
@@ -253,6 +284,8 @@ def status_cell(run: dict[str, Any]) -> str:
         text = f"ok (best {run.get('best_epoch')} of {run.get('epochs')})"
     elif status == "ok" and run.get("task") == "solve" and not run.get("converged", True):
         status = text = "not converged"
+    elif status == "pruned":  # a tuning trial the pruner stopped
+        text = f"pruned @ {run.get('epochs')}"
     return f"[{STATUS_STYLE.get(status, '')}]{shown(text)}[/]"
 
 

@@ -26,6 +26,11 @@ def plot_run_directory(path: Path, experiment: Experiment, registry: Registry) -
     histories = {
         r.name: [m for m in records if m.get("run") == r.name and "epoch" in m] for r in train_runs
     }
+    for config in (r.name for r in experiment.runs if r.tune is not None):
+        # a tuned configuration's loss curves: its best values on the final seeds
+        for record in records:
+            if record.get("run", "").startswith(f"{config}/best/") and "epoch" in record:
+                histories.setdefault(record["run"], []).append(record)
     histories = {name: h for name, h in histories.items() if h}
     if histories:
         written.append(_plot_losses(directory, experiment, histories))
@@ -50,6 +55,10 @@ def plot_run_directory(path: Path, experiment: Experiment, registry: Registry) -
             ]
     if descents:
         written.append(plot_descent(descents, path / "descent.png"))
+    if any(run.tune is not None for run in experiment.runs):
+        tune = _plot_tune(directory)
+        if tune:
+            written.append(tune)
     return written
 
 
@@ -72,6 +81,29 @@ def _plot_losses(
     }
     band = experiment.runs[0].report.band
     return plot_group_losses({name: c for name, c in curves.items() if c}, path, band)
+
+
+def _plot_tune(directory: RunDirectory) -> Path | None:
+    """tune.png from summary.json: each tuned configuration's trials and its space (the metric of
+    the first; the configurations of one file tune one metric in the usual case)."""
+    from nnrun.experiment.figures import plot_tune
+
+    summary = directory.read_summary()
+    studies = summary.get("tune") or {}
+    if not studies:
+        return None
+    space: dict[str, tuple[str, list[Any]]] = {}
+    for study in studies.values():  # one panel per key: every configuration's choices on it
+        for key, entry in study["space"].items():
+            kind, values = next(iter(entry.items()))
+            _, seen = space.setdefault(key, (kind, []))
+            seen += [v for v in values if v not in seen] if kind == "choice" else []
+    trials = {
+        name: [r for r in summary["runs"] if r["name"].startswith(f"{name}/trial=")]
+        for name in studies
+    }
+    metric = next(iter(studies.values()))["metric"]
+    return plot_tune(trials, space, metric, directory.path / "tune.png")
 
 
 def _plot_fit(directory: RunDirectory, runs: list[Any], registry: Registry) -> Path | None:

@@ -55,7 +55,9 @@ FAILURES, MARKER, LOCK, CHECKPOINTS, LAST = (
     "checkpoints",
     "last",
 )
-PLOTS = ("loss.png", "fit.png", "descent.png")
+PLOTS = ("loss.png", "fit.png", "descent.png", "tune.png")
+#: `[tune]` keeps one Optuna study per configuration here, as a journal file.
+STUDIES, STUDY_SUFFIX = "tune", ".log"
 #: Every file nnrun writes at the top of a run directory; with `checkpoints/`, all --force deletes.
 WRITTEN = frozenset(
     {CONFIG, ENVIRONMENT, METRICS, SUMMARY, OVERRIDES, FAILURES, MARKER, LOCK, *PLOTS}
@@ -177,6 +179,8 @@ class RunDirectory:
                         foreign.append(run)
                         continue
                     foreign += [item for item in sorted(run.iterdir()) if not _is_checkpoint(item)]
+            elif entry.name == STUDIES and is_plain_folder(entry):
+                foreign += [item for item in sorted(entry.iterdir()) if not _is_study(item)]
             elif not (is_plain_file(entry) and _written_name(entry.name, WRITTEN)):
                 foreign.append(entry)
         return foreign
@@ -191,6 +195,10 @@ class RunDirectory:
                         for item in run.iterdir():
                             item.unlink()
                         run.rmdir()
+                    entry.rmdir()
+                elif entry.name == STUDIES and is_plain_folder(entry):
+                    for item in entry.iterdir():
+                        item.unlink()
                     entry.rmdir()
                 elif entry.name != LOCK:
                     entry.unlink()
@@ -446,6 +454,21 @@ class RunDirectory:
             self.last_checkpoint(run["name"])
         return summary
 
+    # tuning studies ---------------------------------------------------------------------------
+    def study_file(self, run: str) -> Path:
+        """`tune/<run>.log`, the journal of a configuration's Optuna study: in a real folder, and
+        itself no link (Optuna opens it by name)."""
+        path = self._folder(STUDIES) / f"{slug(run)}{STUDY_SUFFIX}"
+        if path.is_symlink() or (path.exists() and not is_plain_file(path)):
+            raise (
+                link_error(path)
+                if path.is_symlink()
+                else RunDirectoryError(
+                    f"{path}: not a plain file; nnrun keeps a tuning study there"
+                )
+            )
+        return path
+
     # checkpoints ------------------------------------------------------------------------------
     def checkpoint_dir(self, run: str) -> Path:
         return self.file(CHECKPOINTS, slug(run), LAST).parent
@@ -540,6 +563,12 @@ def _metrics_record(line: bytes) -> dict[str, Any] | None:
 def _written_name(name: str, names: frozenset[str]) -> bool:
     temporary = _TEMPORARY.fullmatch(name)
     return name in names or (temporary is not None and temporary[1] in names)
+
+
+def _is_study(item: Path) -> bool:
+    """Whether nnrun (through Optuna) wrote `item` in `tune/`: a study's journal or its lock."""
+    name = item.name.removesuffix(".lock")
+    return name.endswith(STUDY_SUFFIX) and is_plain_file(item)
 
 
 def _is_checkpoint(item: Path) -> bool:

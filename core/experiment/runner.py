@@ -91,12 +91,17 @@ def _run_locked(
         {str(c.provider.distribution): c.provider.version for c in registry.components()},
         required_versions(experiment.runs[0].experiment.requires),
     )
-    reporter.experiment_started(experiment, directory.path, len(experiment.runs) - len(pending))
+    untuned = [run for run in experiment.runs if run.tune is None]
+    reporter.experiment_started(experiment, directory.path, len(untuned) - len(pending))
     with stop_on_signals():
         if jobs <= 1 or len(pending) <= 1:
             _run_serial(pending, directory, registry, reporter, resume, summary)
         else:
             _run_parallel(pending, directory, jobs, resume, summary, reporter)
+        if not StopFlag.requested:  # [tune] studies: their trials one after another
+            from nnrun.experiment.tuning import run_studies
+
+            run_studies(experiment, directory, registry, reporter, resume, summary)
     try:
         plot_run_directory(directory.path, experiment, registry)
     except Exception as error:  # a plot must never cost the results
@@ -116,18 +121,27 @@ class Summary:
     def __init__(
         self, directory: RunDirectory, experiment: Experiment, reporter: Reporter, resume: bool
     ):
-        previous = {}
+        previous, self.tune = {}, {}
         summary_file = directory.path / SUMMARY
         if resume and (summary_file.exists() or summary_file.is_symlink()):
-            previous = {r["name"]: r for r in directory.read_summary()["runs"]}
+            saved = directory.read_summary()
+            previous = {r["name"]: r for r in saved["runs"]}
+            self.tune = dict(saved.get("tune") or {})  # [tune]: each configuration's outcome
         self.directory, self.experiment, self.reporter = directory, experiment, reporter
         self.entries = {
             run.name: previous.get(run.name, {"name": run.name, "status": "pending"})
             for run in experiment.runs
+            if run.tune is None  # a tuned configuration's runs are its trials, made as it goes
         }
+        tuned = tuple(f"{run.name}/" for run in experiment.runs if run.tune is not None)
+        self.entries |= {name: e for name, e in previous.items() if name.startswith(tuned or "\0")}
 
     def pending(self) -> list[RunConfig]:
-        return [r for r in self.experiment.runs if self.entries[r.name]["status"] not in FINISHED]
+        return [
+            r
+            for r in self.experiment.runs
+            if r.tune is None and self.entries[r.name]["status"] not in FINISHED
+        ]
 
     def record(self, entry: dict[str, Any]) -> None:
         self.entries[entry["name"]] = entry
@@ -141,10 +155,12 @@ class Summary:
         from nnrun.experiment.statistics import group_statistics
 
         groups = group_statistics(run_groups(self.experiment), self.entries)
+        tune = {"tune": self.tune} if self.tune else {}
         return {
             "experiment": self.experiment.name,
             "runs": list(self.entries.values()),
             "groups": groups,
+            **tune,
         }
 
     def write(self) -> None:
@@ -153,9 +169,17 @@ class Summary:
 
 def run_groups(experiment: Experiment) -> dict[str, list[tuple[str, int]]]:
     """Each configuration's runs as (name, seed): a group per configuration repeated over seeds,
-    and a group of one for every run without seeds."""
+    a group of one for every run without seeds, and a tuned configuration's best trial re-run on
+    its final seeds (`CONFIG/best`)."""
+    from nnrun.experiment.tuning import final_seeds
+
     groups: dict[str, list[tuple[str, int]]] = {}
     for run in experiment.runs:
+        if run.tune is not None:  # its trials are the search; its best on the final seeds a group
+            seeds = final_seeds(run)
+            if seeds:
+                groups[f"{run.name}/best"] = [(f"{run.name}/best/seed={s}", s) for s in seeds]
+            continue
         name = run.group.name if run.group is not None else run.name
         groups.setdefault(name, []).append((run.name, run.experiment.seed))
     return groups

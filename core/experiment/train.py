@@ -69,7 +69,7 @@ class TrainState:
     best_epoch: int = 0  # the epoch of best_val (0: none yet)
     bad_epochs: int = 0
     epoch_seconds: float = 0.0
-    status: str = "running"  # running | ok | diverged | interrupted
+    status: str = "running"  # running | ok | diverged | interrupted | pruned (a tuning trial)
     stopped_early: bool = False
     restored_best: bool = False  # the model holds best_epoch's weights, not the last epoch's
     order_generator: list[int] = field(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import ClassVar
 
 import torch
 
+from nnrun.optimizer import SearchSpace
 from nnrun.parameter import Parameter
 from nnrun.plugins.optimizers._common import (
     PerParameter,
@@ -38,6 +40,12 @@ class Adadelta(PerParameter):
     """
 
     reference = "torch.optim.Adadelta"
+    #: The default space of `[tune] space = "default"` (AlgoPerf / DeepOBS style): lr log-uniform
+    #: over about three decades around the default, and the momentum-like terms.
+    search_space: ClassVar[SearchSpace] = {
+        "lr": {"log_uniform": [3e-2, 30.0]},
+        "rho": {"uniform": [0.8, 0.99]},
+    }
 
     def __init__(
         self,

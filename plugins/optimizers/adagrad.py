@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import ClassVar
 
 import torch
 
+from nnrun.optimizer import SearchSpace
 from nnrun.parameter import Parameter
 from nnrun.plugins.optimizers._common import (
     PerParameter,
@@ -43,6 +45,10 @@ class Adagrad(PerParameter):
     reference = "torch.optim.Adagrad"
 
     fused_kernel = "_fused_adagrad_"
+
+    #: The default space of `[tune] space = "default"` (AlgoPerf / DeepOBS style): lr log-uniform
+    #: over about three decades around the default, and the momentum-like terms.
+    search_space: ClassVar[SearchSpace] = {"lr": {"log_uniform": [1e-3, 1.0]}}
 
     def __init__(
         self,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import ClassVar
 
 import torch
 
+from nnrun.optimizer import SearchSpace
 from nnrun.parameter import Parameter
 from nnrun.plugins.optimizers._common import (
     PerParameter,
@@ -44,6 +46,13 @@ class Adam(PerParameter):
 
     fused_kernel = "_fused_adam_"
     decoupled_weight_decay = False
+
+    #: The default space of `[tune] space = "default"` (AlgoPerf / DeepOBS style): lr log-uniform
+    #: over about three decades around the default, and the momentum-like terms.
+    search_space: ClassVar[SearchSpace] = {
+        "lr": {"log_uniform": [1e-4, 1e-1]},
+        "betas": {"choice": [[0.9, 0.999], [0.9, 0.99], [0.95, 0.999]]},
+    }
 
     def __init__(
         self,
@@ -128,6 +137,14 @@ class AdamW(Adam):
 
     fused_kernel = "_fused_adamw_"
     decoupled_weight_decay = True
+
+    #: The default space of `[tune] space = "default"` (AlgoPerf / DeepOBS style): lr log-uniform
+    #: over about three decades around the default, and the momentum-like terms.
+    search_space: ClassVar[SearchSpace] = {
+        "lr": {"log_uniform": [1e-4, 1e-1]},
+        "betas": {"choice": [[0.9, 0.999], [0.9, 0.99], [0.95, 0.999]]},
+        "weight_decay": {"log_uniform": [1e-4, 1e-1]},
+    }
 
     def __init__(
         self,

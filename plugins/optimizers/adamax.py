@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import ClassVar
 
 import torch
 
+from nnrun.optimizer import SearchSpace
 from nnrun.parameter import Parameter
 from nnrun.plugins.optimizers._common import (
     PerParameter,
@@ -37,6 +39,12 @@ class Adamax(PerParameter):
     """
 
     reference = "torch.optim.Adamax"
+    #: The default space of `[tune] space = "default"` (AlgoPerf / DeepOBS style): lr log-uniform
+    #: over about three decades around the default, and the momentum-like terms.
+    search_space: ClassVar[SearchSpace] = {
+        "lr": {"log_uniform": [2e-4, 2e-1]},
+        "betas": {"choice": [[0.9, 0.999], [0.9, 0.99], [0.95, 0.999]]},
+    }
 
     def __init__(
         self,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import ClassVar
 
 import torch
 
+from nnrun.optimizer import SearchSpace
 from nnrun.parameter import Parameter
 from nnrun.plugins.optimizers._common import (
     PerParameter,
@@ -35,6 +37,13 @@ class Lion(PerParameter):
     Every coordinate moves by exactly η (plus decay), so Lion wants a learning rate 3–10× smaller
     than AdamW's and a weight decay 3–10× larger; the defaults are the paper's.
     """
+
+    #: The default space of `[tune] space = "default"` (AlgoPerf / DeepOBS style): lr log-uniform
+    #: over about three decades around the default, and the momentum-like terms.
+    search_space: ClassVar[SearchSpace] = {
+        "lr": {"log_uniform": [1e-5, 1e-2]},
+        "betas": {"choice": [[0.9, 0.99], [0.95, 0.98]]},
+    }
 
     def __init__(
         self,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import ClassVar
 
 import torch
 
+from nnrun.optimizer import SearchSpace
 from nnrun.parameter import Parameter
 from nnrun.plugins.optimizers._common import (
     PerParameter,
@@ -43,6 +45,12 @@ class NAdam(PerParameter):
     """
 
     reference = "torch.optim.NAdam"
+    #: The default space of `[tune] space = "default"` (AlgoPerf / DeepOBS style): lr log-uniform
+    #: over about three decades around the default, and the momentum-like terms.
+    search_space: ClassVar[SearchSpace] = {
+        "lr": {"log_uniform": [1e-4, 1e-1]},
+        "betas": {"choice": [[0.9, 0.999], [0.9, 0.99], [0.95, 0.999]]},
+    }
 
     def __init__(
         self,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import ClassVar
 
 import torch
 
+from nnrun.optimizer import SearchSpace
 from nnrun.parameter import Parameter
 from nnrun.plugins.optimizers._common import (
     PerParameter,
@@ -41,6 +43,12 @@ class RMSprop(PerParameter):
     """
 
     reference = "torch.optim.RMSprop"
+    #: The default space of `[tune] space = "default"` (AlgoPerf / DeepOBS style): lr log-uniform
+    #: over about three decades around the default, and the momentum-like terms.
+    search_space: ClassVar[SearchSpace] = {
+        "lr": {"log_uniform": [1e-4, 1e-1]},
+        "momentum": {"uniform": [0.0, 0.9]},
+    }
 
     def __init__(
         self,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import ClassVar
 
 import torch
 
+from nnrun.optimizer import SearchSpace
 from nnrun.parameter import Parameter
 from nnrun.plugins.optimizers._common import (
     PerParameter,
@@ -39,6 +41,13 @@ class SGD(PerParameter):
     reference = "torch.optim.SGD"
 
     fused_kernel = "_fused_sgd_"
+
+    #: The default space of `[tune] space = "default"` (AlgoPerf / DeepOBS style): lr log-uniform
+    #: over about three decades around the default, and the momentum-like terms.
+    search_space: ClassVar[SearchSpace] = {
+        "lr": {"log_uniform": [1e-3, 1.0]},
+        "momentum": {"uniform": [0.0, 0.99]},
+    }
 
     def __init__(
         self,

@@ -187,7 +187,7 @@ BAD_FILES = {
         BASE + "[[runs]]\nname = 'a'\noptimiser = {}\n",
         "[[runs]]",
         ": [[runs]] 'a': unknown key 'optimiser'; did you mean 'optimizer'?; a run may set "
-        "experiment, data, model, loss, optimizer, scheduler, train, solver, report",
+        "experiment, data, model, loss, optimizer, scheduler, train, solver, report, tune",
     ),
     "run name not a string": (
         BASE + "[[runs]]\nname = 3\n",
@@ -254,7 +254,7 @@ def test_a_bad_max_runs_is_left_to_the_schema_not_counted_against(tmp_path, limi
             "optimiser.lr=1",
             "override 'optimiser.lr=1': unknown table 'optimiser'; did you mean 'optimizer'?; "
             "overrides start with one of experiment, data, model, loss, optimizer, scheduler, "
-            "train, solver, report",
+            "train, solver, report, tune",
         ),
         (
             "optimizer.lr=0.5",
