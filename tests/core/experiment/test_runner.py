@@ -3,6 +3,7 @@ runs give the serial numbers, a changed config refuses to resume."""
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -11,14 +12,20 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 import nnrun
 from nnrun.errors import ConfigError
+from nnrun.experiment import runner
+from nnrun.experiment.execute import execute_run, execute_run_in_worker
+from nnrun.experiment.reporting import SilentReporter
+from nnrun.experiment.rundir import RunDirectory, RunDirectoryError
 from nnrun.experiment.runner import Interrupted, run_experiment
 from nnrun.experiment.train import StopFlag, Trainer
+from nnrun.loading import load_registry
 
 SLOW = """
 [experiment]
@@ -435,3 +442,139 @@ def test_sigterm_to_the_parent_stops_the_workers_at_a_checkpoint_and_resume_fini
     assert [r["final_loss"] for r in resumed] == [r["final_loss"] for r in reference]
     by_run = lambda records: sorted(without_time(records), key=lambda r: (r["run"], r["epoch"]))  # noqa: E731
     assert by_run(metrics(out)) == by_run(metrics(tmp_path / "reference"))
+
+
+# ------------------------------------------------------------------------------------------------
+# What a --jobs worker does, called in this process (the tests above see it only from outside)
+
+
+def test_a_worker_trains_its_run_as_the_serial_loop_does_and_prints_epoch_lines_on_request(
+    tmp_path, capsys
+):
+    experiment = nnrun.load_experiment(
+        experiment_file(
+            tmp_path, SLOW.replace("epochs = 12", "epochs = 2").replace("n = 400", "n = 40")
+        )
+    )
+    run = experiment.runs[1]
+    (tmp_path / "serial").mkdir()
+    serial = execute_run(run, tmp_path / "serial", load_registry(), SilentReporter(), False)
+    capsys.readouterr()
+    for epoch_lines in (False, True):
+        out = tmp_path / f"worker-{epoch_lines}"
+        out.mkdir()
+        entry = execute_run_in_worker(run, out, False, epoch_lines)
+        assert {k: v for k, v in entry.items() if k != "seconds"} == {
+            k: v for k, v in serial.items() if k != "seconds"
+        }
+        assert without_time(metrics(out)) == without_time(metrics(tmp_path / "serial"))
+        printed = capsys.readouterr()
+        assert printed.out == ""
+        lines = printed.err.splitlines()
+        if epoch_lines:
+            assert [line.split("  train_loss")[0] for line in lines] == [
+                "second  epoch 1/2",
+                "second  epoch 2/2",
+            ]
+        else:
+            assert lines == []
+
+
+@pytest.fixture
+def worker_process_state():
+    """What `_worker_init` changes in the process it runs in, put back afterwards."""
+    threads = torch.get_num_threads()
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    torch.set_num_threads(threads)
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+    if runner._worker_directory is not None:
+        runner._worker_directory.close()
+        runner._worker_directory = None
+    StopFlag.requested = False
+
+
+def test_a_worker_computes_with_the_parents_threads_stops_on_signals_and_shares_the_lock(
+    tmp_path, monkeypatch, worker_process_state
+):
+    watched = []
+    monkeypatch.setattr(runner, "_die_with_parent", watched.append)
+    out = tmp_path / "out"
+    parent = RunDirectory.create(out)
+    (out / "config.toml").write_text("[experiment]\n")
+    threads = 1 if torch.get_num_threads() > 1 else 2
+    runner._worker_init(threads, 4242, out)
+    assert watched == [4242]
+    assert torch.get_num_threads() == threads
+    parent.close()  # the parent was killed: its worker still holds the lock
+    with pytest.raises(RunDirectoryError, match="another nnrun process"):
+        RunDirectory.create(out, resume=True)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        StopFlag.requested = False
+        os.kill(os.getpid(), sig)  # delivered to the main thread before kill returns
+        assert StopFlag.requested, sig.name
+
+
+PR_GET_PDEATHSIG = 2
+
+
+def parent_death_signal(libc):
+    value = ctypes.c_int()
+    assert libc.prctl(PR_GET_PDEATHSIG, ctypes.byref(value), 0, 0, 0) == 0
+    return value.value
+
+
+class Exited(Exception):
+    pass
+
+
+def no_exit(code):
+    raise Exited(code)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_on_linux_a_worker_asks_the_kernel_to_kill_it_with_its_parent(monkeypatch):
+    libc = ctypes.CDLL(None, use_errno=True)
+    started = []
+    monkeypatch.setattr(runner.threading, "Thread", lambda **kwargs: started.append(kwargs))
+    monkeypatch.setattr(runner.os, "_exit", no_exit)
+    try:
+        runner._die_with_parent(os.getppid())
+        assert parent_death_signal(libc) == signal.SIGKILL
+        with pytest.raises(Exited) as exited:  # the parent died before prctl took effect
+            runner._die_with_parent(os.getppid() + 1)
+        assert exited.value.args == (1,)
+    finally:
+        libc.prctl(runner.PR_SET_PDEATHSIG, 0, 0, 0, 0)
+    assert started == []  # the kernel watches: no watchdog thread
+
+
+@pytest.mark.parametrize("platform", ["darwin", "linux without prctl"])
+def test_elsewhere_a_watchdog_thread_ends_the_worker_once_its_parent_is_gone(monkeypatch, platform):
+    if platform == "darwin":
+        monkeypatch.setattr(runner.sys, "platform", "darwin")
+    else:
+        monkeypatch.setattr(runner.sys, "platform", "linux")
+        monkeypatch.setattr(runner.ctypes, "CDLL", lambda *a, **k: SimpleNamespace())
+    started = []
+
+    class Thread:
+        def __init__(self, **kwargs):
+            self.kwargs = kwargs
+
+        def start(self):
+            started.append(self.kwargs)
+
+    monkeypatch.setattr(runner.threading, "Thread", Thread)
+    runner._die_with_parent(4242)
+    assert started == [{"target": runner._watch_parent, "args": (4242,), "daemon": True}]
+
+    parents = iter([4242, 4242, 4242, 1])  # handed to init after three polls
+    monkeypatch.setattr(runner.os, "getppid", lambda: next(parents))
+    monkeypatch.setattr(runner.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(runner.os, "_exit", no_exit)
+    with pytest.raises(Exited) as exited:
+        runner._watch_parent(4242)
+    assert exited.value.args == (1,)
+    assert next(parents, None) is None  # it polled until the parent changed, and stopped
