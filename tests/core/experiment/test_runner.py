@@ -3,6 +3,7 @@ runs give the serial numbers, a changed config refuses to resume."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import ctypes
 import json
 import os
@@ -10,7 +11,10 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -578,3 +582,103 @@ def test_elsewhere_a_watchdog_thread_ends_the_worker_once_its_parent_is_gone(mon
         runner._watch_parent(4242)
     assert exited.value.args == (1,)
     assert next(parents, None) is None  # it polled until the parent changed, and stopped
+
+
+# ------------------------------------------------------------------------------------------------
+# The pieces of the runner, each on its own
+
+
+def test_the_default_run_directory_is_runs_name_timestamp(tmp_path, monkeypatch):
+    class Clock:
+        @staticmethod
+        def now():
+            return datetime(2026, 3, 4, 5, 6, 7)
+
+    monkeypatch.setattr(runner, "datetime", Clock)
+    experiment = nnrun.load_experiment(experiment_file(tmp_path))
+    assert runner.default_out(experiment) == Path("runs") / "slow" / "20260304-050607"
+
+
+@pytest.mark.parametrize(
+    "old, new, differences",
+    [
+        ({"a": 1, "b": 2}, {"a": 1, "b": 2}, []),
+        ({"a": 1}, {"a": 1, "b": [2]}, ["b added ([2])"]),
+        ({"a": 1, "b": "x"}, {"a": 1}, ["b removed (was 'x')"]),
+        ({"t": {"lr": 0.1}}, {"t": {"lr": 0.2}}, ["t.lr: 0.1 -> 0.2"]),
+        ({"x": float("nan")}, {"x": float("nan")}, []),  # NaN != NaN, but nothing changed
+        ({"x": float("nan")}, {"x": 1.0}, ["x: nan -> 1.0"]),
+        ({"l": [1, 2, 3]}, {"l": [1, 5, 3]}, ["l[1]: 2 -> 5"]),
+        ({"l": [1, 2]}, {"l": [1, 2, 3]}, ["l: [1, 2] -> [1, 2, 3]"]),  # lengths differ
+        (
+            {"runs": [{"name": "a", "lr": 1}, {"name": "b", "lr": 2}]},
+            {"runs": [{"name": "a", "lr": 1}, {"name": "b", "lr": 3}]},
+            ["runs[b].lr: 2 -> 3"],  # runs are named by name, not by position
+        ),
+        (
+            {"runs": [{"name": "a"}, {"lr": 2}]},
+            {"runs": [{"name": "a"}, {"lr": 3}]},
+            ["runs[1].lr: 2 -> 3"],  # not every item has a name: by position
+        ),
+        ({"a": 1, "z": 2}, {"z": 3, "b": 4}, ["a removed (was 1)", "z: 2 -> 3", "b added (4)"]),
+    ],
+)
+def test_diff_lists_every_difference_by_its_key_path(old, new, differences):
+    assert runner.diff(old, new) == differences
+
+
+def test_a_refused_resume_shows_ten_differences_and_counts_the_rest(tmp_path):
+    out = RunDirectory.create(tmp_path / "out")
+    out.write_config({"experiment": {f"k{i:02d}": i for i in range(13)}}, [])
+    changed = {"experiment": {f"k{i:02d}": i + 1 for i in range(13)}}
+    with pytest.raises(ConfigError) as refused:
+        runner.refuse_changed_config(out, changed)
+    message = str(refused.value)
+    shown = "; ".join(f"experiment.k{i:02d}: {i} -> {i + 1}" for i in range(10))
+    assert f"config.toml: {shown}; and 3 more. Start a new run directory" in message
+    runner.refuse_changed_config(out, {"experiment": {f"k{i:02d}": i for i in range(13)}})
+
+
+def test_a_worker_that_dies_fails_its_run_and_bad_input_found_in_a_worker_stops_all(tmp_path):
+    experiment = nnrun.load_experiment(experiment_file(tmp_path))
+    died = concurrent.futures.Future()
+    died.set_exception(BrokenProcessPool("a worker process died"))
+    assert runner._result(died, experiment.runs[0]) == {
+        "name": "first",
+        "status": "failed",
+        "error": "BrokenProcessPool: a worker process died",
+    }
+    bad = concurrent.futures.Future()
+    bad.set_exception(ConfigError("the data file vanished"))
+    with pytest.raises(ConfigError, match="the data file vanished"):
+        runner._result(bad, experiment.runs[0])
+    finished = concurrent.futures.Future()
+    finished.set_result({"name": "first", "status": "ok"})
+    assert runner._result(finished, experiment.runs[0]) == {"name": "first", "status": "ok"}
+
+
+def test_signals_ask_for_a_stop_inside_and_are_given_back_afterwards():
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in before:
+        StopFlag.requested = True  # left over from an earlier experiment: cleared on entry
+        with runner.stop_on_signals():
+            assert not StopFlag.requested
+            os.kill(os.getpid(), sig)
+            assert StopFlag.requested, sig.name
+        assert {s: signal.getsignal(s) for s in before} == before
+    StopFlag.requested = False
+
+
+def test_outside_the_main_thread_signals_are_left_alone():
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    seen = []
+
+    def in_thread():
+        with runner.stop_on_signals():
+            seen.append({s: signal.getsignal(s) for s in before})
+
+    thread = threading.Thread(target=in_thread)
+    thread.start()
+    thread.join()
+    assert seen == [before]
+    assert {s: signal.getsignal(s) for s in before} == before
