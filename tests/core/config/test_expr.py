@@ -251,6 +251,9 @@ def test_surrounding_blanks_are_ignored():
         ("sin", "the function 'sin' must be called, as in sin(x)."),
         ("sin(x, x)", "sin takes one argument, got 2: 'sin(x, x)'."),
         ("sin(x=1)", "keyword arguments are not allowed: 'sin(x=1)'."),
+        # what is called, when it is not a name, by its syntax's name
+        ("(x+1)(x)", "only named functions can be called, not BinOp: 'x+1'."),
+        ("sin(x)(x)", "only named functions can be called, not Call: 'sin(x)'."),
         ("x + * 2", "invalid syntax at column 5."),
         ("(x", "'(' was never closed at column 1."),
         ("1" + "0" * 400, "the number 10000000000000000000... is too large."),

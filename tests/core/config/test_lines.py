@@ -10,6 +10,7 @@ import pytest
 from bad_experiments import BASE, edit
 
 import nnrun
+from nnrun.config.compose import line_of as key_line
 from nnrun.errors import ConfigError
 
 
@@ -129,3 +130,22 @@ def test_a_typo_in_a_sub_table_does_not_hide_a_key_missing_from_its_parent(tmp_p
     assert lines[0] == "FILE: 2 problems:"
     assert "[data.split] unknown key 'vall'; did you mean 'val'?" in lines[1]
     assert lines[2] == "  - FILE: [data] 'n' is required"
+
+
+@pytest.mark.parametrize(
+    "text, key, line",
+    [
+        ("[train]\nepochs = 3\n", "epochs", ":2"),
+        ("[train]\n# epochs = 5 was too many\nepochs = 3\n", "epochs", ":3"),
+        ("# [train] is below\n\n[train]\nepochs = 3\n", "train", ":3"),
+        ('[sweep]\n"optimizer.lr" = [0.1]\n', "optimizer.lr", ":2"),
+        ("[sweep]\n'optimizer.lr' = [0.1]\n", "optimizer.lr", ":2"),
+        ("[experiment]\noptimizer.lr = 0.1\n", "lr", ":2"),  # a dotted key
+        ('[experiment]\noptimizer = { name = "sgd", lr = 0.1 }\n', "lr", ":2"),
+        ("[experiment]\noptimizer = {lr = 0.1}\n", "lr", ":2"),
+        ("[runs.optimizer]\nname = 'sgd'\n", "optimizer", ":1"),  # a dotted table header
+        ("[train]\nepochs = 3\n", "lr", ""),
+    ],
+)
+def test_line_of_finds_a_key_however_it_is_written_and_skips_comments(text, key, line):
+    assert key_line(text, key) == line
