@@ -212,6 +212,17 @@ BAD_FILES = {
         "[[runs]]",
         ": [[runs]] entry 1: name = 3: a name is a string",
     ),
+    "run name not a string, runs an inline array": (
+        "runs = [{ name = 3 }]\n" + BASE,
+        None,  # no [[runs]] header to point at
+        ": [[runs]] entry 1: name = 3: a name is a string",
+    ),
+    "unknown key in a run, runs an inline array": (
+        "runs = [{ name = 'a', optimiser = {} }]\n" + BASE,
+        None,
+        ": [[runs]] 'a': unknown key 'optimiser'; did you mean 'optimizer'?; a run may set "
+        "experiment, data, model, loss, optimizer, scheduler, train, solver",
+    ),
     "repeated run names": (
         BASE + "[[runs]]\nname = 'a'\n[[runs]]\nname = 'b'\n[[runs]]\nname = 'a'\n"
         "[[runs]]\nname = 'b'\n",

@@ -11,6 +11,8 @@ from bad_experiments import BASE, edit
 
 import nnrun
 from nnrun.config.compose import line_of as key_line
+from nnrun.config.resolve import _key_named
+from nnrun.config.validate import line_for
 from nnrun.errors import ConfigError
 
 
@@ -149,3 +151,22 @@ def test_a_typo_in_a_sub_table_does_not_hide_a_key_missing_from_its_parent(tmp_p
 )
 def test_line_of_finds_a_key_however_it_is_written_and_skips_comments(text, key, line):
     assert key_line(text, key) == line
+
+
+@pytest.mark.parametrize(
+    "loc, line",
+    [
+        (["train", "epochs"], ":3"),
+        (["train", "lr"], ":2"),  # not written: the table's header
+        (["data", "n"], ""),  # neither the key nor its table is written
+    ],
+)
+def test_line_for_falls_back_to_the_table_and_else_to_no_line(loc, line):
+    text = "[experiment]\n[train]\nepochs = 3\n"
+    assert line_for(text, loc) == line
+
+
+def test_a_constructors_message_is_placed_on_the_hyperparameter_it_names_not_on_name():
+    spec = {"name": "step", "step_size": 0, "gamma": 0.5}
+    assert _key_named("step: the name says step_size must be at least 1", spec) == "step_size"
+    assert _key_named("something else went wrong", spec) == "name"
