@@ -17,6 +17,7 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
+from typing import ClassVar
 
 import pytest
 import torch
@@ -25,7 +26,7 @@ import nnrun
 from nnrun.errors import ConfigError
 from nnrun.experiment import runner
 from nnrun.experiment.execute import execute_run, execute_run_in_worker
-from nnrun.experiment.reporting import SilentReporter
+from nnrun.experiment.reporting import ConsoleReporter, SilentReporter, worker_console
 from nnrun.experiment.rundir import RunDirectory, RunDirectoryError
 from nnrun.experiment.runner import Interrupted, run_experiment
 from nnrun.experiment.train import StopFlag, Trainer
@@ -576,11 +577,13 @@ def test_elsewhere_a_watchdog_thread_ends_the_worker_once_its_parent_is_gone(mon
 
     parents = iter([4242, 4242, 4242, 1])  # handed to init after three polls
     monkeypatch.setattr(runner.os, "getppid", lambda: next(parents))
-    monkeypatch.setattr(runner.time, "sleep", lambda seconds: None)
+    naps = []
+    monkeypatch.setattr(runner.time, "sleep", naps.append)
     monkeypatch.setattr(runner.os, "_exit", no_exit)
     with pytest.raises(Exited) as exited:
         runner._watch_parent(4242)
     assert exited.value.args == (1,)
+    assert len(naps) == 3 and max(naps) <= 0.2  # it notices within a fifth of a second
     assert next(parents, None) is None  # it polled until the parent changed, and stopped
 
 
@@ -682,3 +685,60 @@ def test_outside_the_main_thread_signals_are_left_alone():
     thread.join()
     assert seen == [before]
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+class InProcessPool:
+    """A stand-in for the worker pool that records how it was set up and runs each submitted
+    run in this process, so the test sees what `_run_parallel` itself does."""
+
+    made: ClassVar[list[InProcessPool]] = []
+
+    def __init__(self, max_workers, mp_context, initializer, initargs):
+        self.max_workers, self.mp_context = max_workers, mp_context
+        self.initializer, self.initargs = initializer, initargs
+        self.submitted = []
+        self._processes = {
+            1: SimpleNamespace(is_alive=lambda: True, pid=101),
+            2: SimpleNamespace(is_alive=lambda: False, pid=102),  # already gone
+        }
+        InProcessPool.made.append(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, function, *args):
+        self.submitted.append(args)
+        future = concurrent.futures.Future()
+        if len(self.submitted) == 1:  # the first run runs; the rest wait for a free worker
+            future.set_result(function(*args))
+        return future
+
+
+def test_parallel_runs_get_jobs_spawned_workers_set_up_to_match_the_serial_numbers(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(runner.concurrent.futures, "ProcessPoolExecutor", InProcessPool)
+    killed = []
+    monkeypatch.setattr(runner.os, "kill", lambda pid, sig: killed.append((pid, sig)))
+    real_fit = stop_in(monkeypatch, 0, 1)  # Ctrl-C at the end of the first run's first epoch
+    InProcessPool.made.clear()
+    experiment = nnrun.load_experiment(experiment_file(tmp_path, SWEEP))
+    out = tmp_path / "out"
+    with pytest.raises(Interrupted):
+        run_experiment(experiment, out, jobs=2, reporter=ConsoleReporter(worker_console()))
+    monkeypatch.setattr(Trainer, "fit", real_fit)
+    (pool,) = InProcessPool.made
+    assert pool.max_workers == 2 and pool.mp_context.get_start_method() == "spawn"
+    assert pool.initializer is runner._worker_init
+    assert pool.initargs == (torch.get_num_threads(), os.getpid(), out)
+    # every run submitted, to resume or not, with the reporter's wish for epoch lines
+    assert [(args[0].name, args[2:]) for args in pool.submitted] == [
+        (name, (False, True)) for name in ("first", "second", "third")
+    ]
+    # the stop went to the live worker once, and the runs not started stay pending
+    assert killed == [(101, signal.SIGTERM)]
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["status"] for r in summary["runs"]] == ["interrupted", "pending", "pending"]
