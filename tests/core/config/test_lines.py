@@ -69,6 +69,11 @@ SPELLINGS = {
         'train = { epochs = "3" }',
         BAD_EPOCHS,
     ),
+    "run that names itself after the key": (
+        BASE + '\n[[runs]]\ntrain = { epochs = "3" }\nname = "late"\n',
+        'train = { epochs = "3" }',
+        BAD_EPOCHS,
+    ),
     "component check in a run's inline table": (
         BASE + '\n[[runs]]\nname = "neg"\noptimizer = { name = "sgd", lr = -1.0 }\n',
         "lr = -1.0",
