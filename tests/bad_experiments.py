@@ -375,6 +375,11 @@ COMPONENT_LINE = {
 
 WITH_LINE.update(
     {
+        "a table given as a plain value": (
+            "model = 3\n" + edit(BASE, "[model]\nlayers = [1, 4, 1]\n", ""),
+            "model = 3",
+            r"(^|:1: )model = 3: Input should be a valid dictionary or instance of ModelSection$",
+        ),
         "infinite noise": (
             edit(BASE, "n = 40", "n = 40\nnoise = inf"),
             "noise =",

@@ -99,6 +99,8 @@ def _line(text: str, loc: list[str], run: str = "") -> str:
         lead = [p.strip().strip("\"'") for p in stripped.split("=", 1)[0].split(".")]
         if block == "" and header == [] and lead == ["name"]:
             block = stripped.split("=", 1)[1].strip().strip("\"'")
+            if "" in found:  # the entry set the key before it named itself
+                found.setdefault(block, found.pop(""))
         inline = stripped.split("{", 1)[-1] if "{" in stripped else ""
         if ("=" in stripped and header + lead == loc) or (
             header + lead == table

@@ -9,7 +9,9 @@ import pytest
 from bad_experiments import BASE, SOLVE, edit
 
 import nnrun
+from nnrun.config.resolve import component_slots
 from nnrun.errors import ConfigError
+from nnrun.experiment.inspection import describe_experiment
 
 TAKES = "[experiment] takes name, seed, task, device, dtype, threads, max_runs, requires, seeds, repeats"
 
@@ -118,3 +120,14 @@ def test_a_constructors_message_naming_a_hyperparameter_is_reported_on_its_line(
     assert error_of(tmp_path, text) == (
         "FILE:22: [scheduler]: scheduler 'cosine': Invalid T_max: 0 (expected an integer > 0)"
     )
+
+
+def test_a_solve_run_uses_no_loss_and_check_names_none(tmp_path):
+    """A solve run's [loss] keeps the schema's default, but nothing uses it: `check` must not
+    list it among the components the run comes from."""
+    path = tmp_path / "roots.toml"
+    path.write_text(SOLVE)
+    (run,) = nnrun.load_experiment(path, registry=registry()).runs
+    slots = {where: spec for _, where, spec in component_slots(run)}
+    assert slots["[loss]"] is None and slots["[solver]"].name == "quadratic_descent"
+    assert "[loss]" not in describe_experiment(path).split("\n\n")[0]

@@ -47,6 +47,24 @@ def test_a_run_keeping_the_component_merges_key_by_key():
     assert merged["optimizer"] == {"name": "sgd", "lr": 0.5, "momentum": 0.9}
 
 
+def test_a_run_restating_the_components_name_merges_key_by_key():
+    merged = merge(
+        {"optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9}},
+        {"optimizer": {"name": "sgd", "lr": 0.5}},
+    )
+    assert merged["optimizer"] == {"name": "sgd", "lr": 0.5, "momentum": 0.9}
+
+
+@pytest.mark.parametrize(
+    "tables",
+    [{}, {"data": {"expr": "x"}}, {"data": {"expr": "x", "split": 0.5}}],
+    ids=["no table", "no subtable", "a value where the subtable goes"],
+)
+def test_an_override_makes_the_tables_on_its_path(tables):
+    set_path(tables, ["data", "split", "val"], 0.2)
+    assert tables["data"]["split"] == {"val": 0.2}
+
+
 def test_setting_a_components_name_drops_the_old_hyperparameters():
     tables = {
         "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
@@ -193,6 +211,17 @@ BAD_FILES = {
         BASE + "[[runs]]\nname = 3\n",
         "[[runs]]",
         ": [[runs]] entry 1: name = 3: a name is a string",
+    ),
+    "run name not a string, runs an inline array": (
+        "runs = [{ name = 3 }]\n" + BASE,
+        None,  # no [[runs]] header to point at
+        ": [[runs]] entry 1: name = 3: a name is a string",
+    ),
+    "unknown key in a run, runs an inline array": (
+        "runs = [{ name = 'a', optimiser = {} }]\n" + BASE,
+        None,
+        ": [[runs]] 'a': unknown key 'optimiser'; did you mean 'optimizer'?; a run may set "
+        "experiment, data, model, loss, optimizer, scheduler, train, solver",
     ),
     "repeated run names": (
         BASE + "[[runs]]\nname = 'a'\n[[runs]]\nname = 'b'\n[[runs]]\nname = 'a'\n"

@@ -251,6 +251,11 @@ def test_surrounding_blanks_are_ignored():
         ("sin", "the function 'sin' must be called, as in sin(x)."),
         ("sin(x, x)", "sin takes one argument, got 2: 'sin(x, x)'."),
         ("sin(x=1)", "keyword arguments are not allowed: 'sin(x=1)'."),
+        # what is called, when it is not a name, by its syntax's name
+        ("(x+1)(x)", "only named functions can be called, not BinOp: 'x+1'."),
+        ("sin(x)(x)", "only named functions can be called, not Call: 'sin(x)'."),
+        # syntax without a description of its own is named by its syntax's name
+        ("(yield from x)", "YieldFrom is not allowed: 'yield from x'."),
         ("x + * 2", "invalid syntax at column 5."),
         ("(x", "'(' was never closed at column 1."),
         ("1" + "0" * 400, "the number 10000000000000000000... is too large."),
@@ -287,3 +292,21 @@ def test_an_expression_of_exactly_the_length_limit_is_read_and_one_longer_is_not
     assert str(info.value) == (
         f"expression {text[:40]!r}... is {MAX_LENGTH + 1} characters long; the limit is {MAX_LENGTH}"
     )
+
+
+def test_a_syntax_error_without_a_position_is_reported_without_a_column(monkeypatch):
+    def parse(source, mode):
+        raise SyntaxError("unexpected end of input")  # offset None, as for some errors at the end
+
+    monkeypatch.setattr(expr.ast, "parse", parse)
+    with pytest.raises(ConfigError) as info:
+        compile_expression("x if")
+    assert str(info.value) == f"invalid expression 'x if': unexpected end of input. {ALLOWED}"
+
+
+def test_text_the_parser_refuses_outright_is_a_refused_expression_not_a_crash():
+    with pytest.raises(ConfigError) as info:
+        compile_expression("x\0")  # null bytes: a ValueError or a SyntaxError, by Python version
+    message = str(info.value)
+    assert message.startswith("invalid expression 'x\\x00': ") and "null bytes" in message
+    assert message.endswith(f". {ALLOWED}")

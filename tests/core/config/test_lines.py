@@ -10,6 +10,9 @@ import pytest
 from bad_experiments import BASE, edit
 
 import nnrun
+from nnrun.config.compose import line_of as key_line
+from nnrun.config.resolve import _key_named
+from nnrun.config.validate import line_for
 from nnrun.errors import ConfigError
 
 
@@ -63,6 +66,11 @@ SPELLINGS = {
     ),
     "run named with an = sign": (
         BASE + '\n[[runs]]\nname = "X=1"\ntrain = { epochs = "3" }\n',
+        'train = { epochs = "3" }',
+        BAD_EPOCHS,
+    ),
+    "run that names itself after the key": (
+        BASE + '\n[[runs]]\ntrain = { epochs = "3" }\nname = "late"\n',
         'train = { epochs = "3" }',
         BAD_EPOCHS,
     ),
@@ -129,3 +137,41 @@ def test_a_typo_in_a_sub_table_does_not_hide_a_key_missing_from_its_parent(tmp_p
     assert lines[0] == "FILE: 2 problems:"
     assert "[data.split] unknown key 'vall'; did you mean 'val'?" in lines[1]
     assert lines[2] == "  - FILE:5: [data]: dataset 'function' needs 'n'"
+
+
+@pytest.mark.parametrize(
+    "text, key, line",
+    [
+        ("[train]\nepochs = 3\n", "epochs", ":2"),
+        ("[train]\n# epochs = 5 was too many\nepochs = 3\n", "epochs", ":3"),
+        ("# [train] is below\n\n[train]\nepochs = 3\n", "train", ":3"),
+        ('[sweep]\n"optimizer.lr" = [0.1]\n', "optimizer.lr", ":2"),
+        ("[sweep]\n'optimizer.lr' = [0.1]\n", "optimizer.lr", ":2"),
+        ("[experiment]\noptimizer.lr = 0.1\n", "lr", ":2"),  # a dotted key
+        ('[experiment]\noptimizer = { name = "sgd", lr = 0.1 }\n', "lr", ":2"),
+        ("[experiment]\noptimizer = {lr = 0.1}\n", "lr", ":2"),
+        ("[runs.optimizer]\nname = 'sgd'\n", "optimizer", ":1"),  # a dotted table header
+        ("[train]\nepochs = 3\n", "lr", ""),
+    ],
+)
+def test_line_of_finds_a_key_however_it_is_written_and_skips_comments(text, key, line):
+    assert key_line(text, key) == line
+
+
+@pytest.mark.parametrize(
+    "loc, line",
+    [
+        (["train", "epochs"], ":3"),
+        (["train", "lr"], ":2"),  # not written: the table's header
+        (["data", "n"], ""),  # neither the key nor its table is written
+    ],
+)
+def test_line_for_falls_back_to_the_table_and_else_to_no_line(loc, line):
+    text = "[experiment]\n[train]\nepochs = 3\n"
+    assert line_for(text, loc) == line
+
+
+def test_a_constructors_message_is_placed_on_the_hyperparameter_it_names_not_on_name():
+    spec = {"name": "step", "step_size": 0, "gamma": 0.5}
+    assert _key_named("step: the name says step_size must be at least 1", spec) == "step_size"
+    assert _key_named("something else went wrong", spec) == "name"

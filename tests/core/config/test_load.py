@@ -14,6 +14,7 @@ from bad_experiments import BASE, SOLVE, edit
 
 import nnrun
 import nnrun.plugins.schedulers
+from nnrun.config import _label
 from nnrun.config.fit import check_memory
 from nnrun.errors import ConfigError
 from nnrun.hyperparameters import validate
@@ -256,3 +257,16 @@ def test_a_message_about_an_override_is_not_followed_by_the_overrides(tmp_path):
 def test_every_override_given_is_named_after_a_problem(tmp_path):
     error = error_of(tmp_path, BASE, ["train.epochs=2", "optimizer.lr=inf"])
     assert error.endswith("(with the overrides train.epochs=2 optimizer.lr=inf)")
+
+
+@pytest.mark.parametrize(
+    "names, label",
+    [
+        (["a", "b", "c", "d", "e"], ""),  # every run: no label
+        (["b"], "run 'b': "),
+        (["a", "b", "c"], "runs 'a', 'b', 'c': "),
+        (["a", "b", "c", "d"], "runs 'a', 'b', 'c' and 1 more: "),
+    ],
+)
+def test_a_problem_in_some_runs_names_three_of_them_and_counts_the_rest(names, label):
+    assert _label(names, runs=len(names) if label == "" else 5) == label

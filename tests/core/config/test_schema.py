@@ -77,3 +77,12 @@ def test_defaults_are_filled_in_for_what_the_file_leaves_out(tmp_path):
         "cpu",
         "float32",
     )
+
+
+def test_the_plain_data_of_a_run_holds_lists_where_the_file_had_arrays(tmp_path):
+    """config.toml is written from `to_dict`: a pair such as [data] range comes back as the list
+    the file wrote, not dropped or left a tuple TOML writers refuse."""
+    text = edit(BASE, "n = 40", "n = 40\nrange = [-2, 2]")
+    (run,) = load(tmp_path, text).runs
+    data = run.to_dict()["data"]
+    assert data["range"] == [-2.0, 2.0] and type(data["range"]) is list

@@ -3,22 +3,34 @@ runs give the serial numbers, a changed config refuses to resume."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import ctypes
 import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
+from typing import ClassVar
 
 import pytest
 import torch
 
 import nnrun
 from nnrun.errors import ConfigError
+from nnrun.experiment import runner
+from nnrun.experiment.execute import execute_run, execute_run_in_worker
+from nnrun.experiment.reporting import ConsoleReporter, SilentReporter, worker_console
+from nnrun.experiment.rundir import RunDirectory, RunDirectoryError
 from nnrun.experiment.runner import Interrupted, run_experiment
 from nnrun.experiment.train import StopFlag, Trainer
+from nnrun.loading import load_registry
 
 SLOW = """
 [experiment]
@@ -435,3 +447,298 @@ def test_sigterm_to_the_parent_stops_the_workers_at_a_checkpoint_and_resume_fini
     assert [r["final_loss"] for r in resumed] == [r["final_loss"] for r in reference]
     by_run = lambda records: sorted(without_time(records), key=lambda r: (r["run"], r["epoch"]))  # noqa: E731
     assert by_run(metrics(out)) == by_run(metrics(tmp_path / "reference"))
+
+
+# ------------------------------------------------------------------------------------------------
+# What a --jobs worker does, called in this process (the tests above see it only from outside)
+
+
+def test_a_worker_trains_its_run_as_the_serial_loop_does_and_prints_epoch_lines_on_request(
+    tmp_path, capsys
+):
+    experiment = nnrun.load_experiment(
+        experiment_file(
+            tmp_path, SLOW.replace("epochs = 12", "epochs = 2").replace("n = 400", "n = 40")
+        )
+    )
+    run = experiment.runs[1]
+    (tmp_path / "serial").mkdir()
+    serial = execute_run(run, tmp_path / "serial", load_registry(), SilentReporter(), False)
+    capsys.readouterr()
+    for epoch_lines in (False, True):
+        out = tmp_path / f"worker-{epoch_lines}"
+        out.mkdir()
+        entry = execute_run_in_worker(run, out, False, epoch_lines)
+        assert {k: v for k, v in entry.items() if k != "seconds"} == {
+            k: v for k, v in serial.items() if k != "seconds"
+        }
+        assert without_time(metrics(out)) == without_time(metrics(tmp_path / "serial"))
+        printed = capsys.readouterr()
+        assert printed.out == ""
+        lines = printed.err.splitlines()
+        if epoch_lines:
+            assert [line.split("  train_loss")[0] for line in lines] == [
+                "second  epoch 1/2",
+                "second  epoch 2/2",
+            ]
+        else:
+            assert lines == []
+
+
+@pytest.fixture
+def worker_process_state():
+    """What `_worker_init` changes in the process it runs in, put back afterwards."""
+    threads = torch.get_num_threads()
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    torch.set_num_threads(threads)
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+    if runner._worker_directory is not None:
+        runner._worker_directory.close()
+        runner._worker_directory = None
+    StopFlag.requested = False
+
+
+def test_a_worker_computes_with_the_parents_threads_stops_on_signals_and_shares_the_lock(
+    tmp_path, monkeypatch, worker_process_state
+):
+    watched = []
+    monkeypatch.setattr(runner, "_die_with_parent", watched.append)
+    out = tmp_path / "out"
+    parent = RunDirectory.create(out)
+    (out / "config.toml").write_text("[experiment]\n")
+    threads = 1 if torch.get_num_threads() > 1 else 2
+    runner._worker_init(threads, 4242, out)
+    assert watched == [4242]
+    assert torch.get_num_threads() == threads
+    parent.close()  # the parent was killed: its worker still holds the lock
+    with pytest.raises(RunDirectoryError, match="another nnrun process"):
+        RunDirectory.create(out, resume=True)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        StopFlag.requested = False
+        os.kill(os.getpid(), sig)  # delivered to the main thread before kill returns
+        assert StopFlag.requested, sig.name
+
+
+PR_GET_PDEATHSIG = 2
+
+
+def parent_death_signal(libc):
+    value = ctypes.c_int()
+    assert libc.prctl(PR_GET_PDEATHSIG, ctypes.byref(value), 0, 0, 0) == 0
+    return value.value
+
+
+class Exited(Exception):
+    pass
+
+
+def no_exit(code):
+    raise Exited(code)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_on_linux_a_worker_asks_the_kernel_to_kill_it_with_its_parent(monkeypatch):
+    libc = ctypes.CDLL(None, use_errno=True)
+    started = []
+    monkeypatch.setattr(runner.threading, "Thread", lambda **kwargs: started.append(kwargs))
+    monkeypatch.setattr(runner.os, "_exit", no_exit)
+    try:
+        runner._die_with_parent(os.getppid())
+        assert parent_death_signal(libc) == signal.SIGKILL
+        with pytest.raises(Exited) as exited:  # the parent died before prctl took effect
+            runner._die_with_parent(os.getppid() + 1)
+        assert exited.value.args == (1,)
+    finally:
+        libc.prctl(runner.PR_SET_PDEATHSIG, 0, 0, 0, 0)
+    assert started == []  # the kernel watches: no watchdog thread
+
+
+@pytest.mark.parametrize("platform", ["darwin", "linux without prctl"])
+def test_elsewhere_a_watchdog_thread_ends_the_worker_once_its_parent_is_gone(monkeypatch, platform):
+    if platform == "darwin":
+        monkeypatch.setattr(runner.sys, "platform", "darwin")
+    else:
+        monkeypatch.setattr(runner.sys, "platform", "linux")
+        monkeypatch.setattr(runner.ctypes, "CDLL", lambda *a, **k: SimpleNamespace())
+    started = []
+
+    class Thread:
+        def __init__(self, **kwargs):
+            self.kwargs = kwargs
+
+        def start(self):
+            started.append(self.kwargs)
+
+    monkeypatch.setattr(runner.threading, "Thread", Thread)
+    runner._die_with_parent(4242)
+    assert started == [{"target": runner._watch_parent, "args": (4242,), "daemon": True}]
+
+    parents = iter([4242, 4242, 4242, 1])  # handed to init after three polls
+    monkeypatch.setattr(runner.os, "getppid", lambda: next(parents))
+    naps = []
+    monkeypatch.setattr(runner.time, "sleep", naps.append)
+    monkeypatch.setattr(runner.os, "_exit", no_exit)
+    with pytest.raises(Exited) as exited:
+        runner._watch_parent(4242)
+    assert exited.value.args == (1,)
+    assert len(naps) == 3 and max(naps) <= 0.2  # it notices within a fifth of a second
+    assert next(parents, None) is None  # it polled until the parent changed, and stopped
+
+
+# ------------------------------------------------------------------------------------------------
+# The pieces of the runner, each on its own
+
+
+def test_the_default_run_directory_is_runs_name_timestamp(tmp_path, monkeypatch):
+    class Clock:
+        @staticmethod
+        def now():
+            return datetime(2026, 3, 4, 5, 6, 7)
+
+    monkeypatch.setattr(runner, "datetime", Clock)
+    experiment = nnrun.load_experiment(experiment_file(tmp_path))
+    assert runner.default_out(experiment) == Path("runs") / "slow" / "20260304-050607"
+
+
+@pytest.mark.parametrize(
+    "old, new, differences",
+    [
+        ({"a": 1, "b": 2}, {"a": 1, "b": 2}, []),
+        ({"a": 1}, {"a": 1, "b": [2]}, ["b added ([2])"]),
+        ({"a": 1, "b": "x"}, {"a": 1}, ["b removed (was 'x')"]),
+        ({"t": {"lr": 0.1}}, {"t": {"lr": 0.2}}, ["t.lr: 0.1 -> 0.2"]),
+        ({"x": float("nan")}, {"x": float("nan")}, []),  # NaN != NaN, but nothing changed
+        ({"x": float("nan")}, {"x": 1.0}, ["x: nan -> 1.0"]),
+        ({"l": [1, 2, 3]}, {"l": [1, 5, 3]}, ["l[1]: 2 -> 5"]),
+        ({"l": [1, 2]}, {"l": [1, 2, 3]}, ["l: [1, 2] -> [1, 2, 3]"]),  # lengths differ
+        (
+            {"runs": [{"name": "a", "lr": 1}, {"name": "b", "lr": 2}]},
+            {"runs": [{"name": "a", "lr": 1}, {"name": "b", "lr": 3}]},
+            ["runs[b].lr: 2 -> 3"],  # runs are named by name, not by position
+        ),
+        (
+            {"runs": [{"name": "a"}, {"lr": 2}]},
+            {"runs": [{"name": "a"}, {"lr": 3}]},
+            ["runs[1].lr: 2 -> 3"],  # not every item has a name: by position
+        ),
+        ({"a": 1, "z": 2}, {"z": 3, "b": 4}, ["a removed (was 1)", "z: 2 -> 3", "b added (4)"]),
+    ],
+)
+def test_diff_lists_every_difference_by_its_key_path(old, new, differences):
+    assert runner.diff(old, new) == differences
+
+
+def test_a_refused_resume_shows_ten_differences_and_counts_the_rest(tmp_path):
+    out = RunDirectory.create(tmp_path / "out")
+    out.write_config({"experiment": {f"k{i:02d}": i for i in range(13)}}, [])
+    changed = {"experiment": {f"k{i:02d}": i + 1 for i in range(13)}}
+    with pytest.raises(ConfigError) as refused:
+        runner.refuse_changed_config(out, changed)
+    message = str(refused.value)
+    shown = "; ".join(f"experiment.k{i:02d}: {i} -> {i + 1}" for i in range(10))
+    assert f"config.toml: {shown}; and 3 more. Start a new run directory" in message
+    runner.refuse_changed_config(out, {"experiment": {f"k{i:02d}": i for i in range(13)}})
+
+
+def test_a_worker_that_dies_fails_its_run_and_bad_input_found_in_a_worker_stops_all(tmp_path):
+    experiment = nnrun.load_experiment(experiment_file(tmp_path))
+    died = concurrent.futures.Future()
+    died.set_exception(BrokenProcessPool("a worker process died"))
+    assert runner._result(died, experiment.runs[0]) == {
+        "name": "first",
+        "status": "failed",
+        "error": "BrokenProcessPool: a worker process died",
+    }
+    bad = concurrent.futures.Future()
+    bad.set_exception(ConfigError("the data file vanished"))
+    with pytest.raises(ConfigError, match="the data file vanished"):
+        runner._result(bad, experiment.runs[0])
+    finished = concurrent.futures.Future()
+    finished.set_result({"name": "first", "status": "ok"})
+    assert runner._result(finished, experiment.runs[0]) == {"name": "first", "status": "ok"}
+
+
+def test_signals_ask_for_a_stop_inside_and_are_given_back_afterwards():
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in before:
+        StopFlag.requested = True  # left over from an earlier experiment: cleared on entry
+        with runner.stop_on_signals():
+            assert not StopFlag.requested
+            os.kill(os.getpid(), sig)
+            assert StopFlag.requested, sig.name
+        assert {s: signal.getsignal(s) for s in before} == before
+    StopFlag.requested = False
+
+
+def test_outside_the_main_thread_signals_are_left_alone():
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    seen = []
+
+    def in_thread():
+        with runner.stop_on_signals():
+            seen.append({s: signal.getsignal(s) for s in before})
+
+    thread = threading.Thread(target=in_thread)
+    thread.start()
+    thread.join()
+    assert seen == [before]
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
+class InProcessPool:
+    """A stand-in for the worker pool that records how it was set up and runs each submitted
+    run in this process, so the test sees what `_run_parallel` itself does."""
+
+    made: ClassVar[list[InProcessPool]] = []
+
+    def __init__(self, max_workers, mp_context, initializer, initargs):
+        self.max_workers, self.mp_context = max_workers, mp_context
+        self.initializer, self.initargs = initializer, initargs
+        self.submitted = []
+        self._processes = {
+            1: SimpleNamespace(is_alive=lambda: True, pid=101),
+            2: SimpleNamespace(is_alive=lambda: False, pid=102),  # already gone
+        }
+        InProcessPool.made.append(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, function, *args):
+        self.submitted.append(args)
+        future = concurrent.futures.Future()
+        if len(self.submitted) == 1:  # the first run runs; the rest wait for a free worker
+            future.set_result(function(*args))
+        return future
+
+
+def test_parallel_runs_get_jobs_spawned_workers_set_up_to_match_the_serial_numbers(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(runner.concurrent.futures, "ProcessPoolExecutor", InProcessPool)
+    killed = []
+    monkeypatch.setattr(runner.os, "kill", lambda pid, sig: killed.append((pid, sig)))
+    real_fit = stop_in(monkeypatch, 0, 1)  # Ctrl-C at the end of the first run's first epoch
+    InProcessPool.made.clear()
+    experiment = nnrun.load_experiment(experiment_file(tmp_path, SWEEP))
+    out = tmp_path / "out"
+    with pytest.raises(Interrupted):
+        run_experiment(experiment, out, jobs=2, reporter=ConsoleReporter(worker_console()))
+    monkeypatch.setattr(Trainer, "fit", real_fit)
+    (pool,) = InProcessPool.made
+    assert pool.max_workers == 2 and pool.mp_context.get_start_method() == "spawn"
+    assert pool.initializer is runner._worker_init
+    assert pool.initargs == (torch.get_num_threads(), os.getpid(), out)
+    # every run submitted, to resume or not, with the reporter's wish for epoch lines
+    assert [(args[0].name, args[2:]) for args in pool.submitted] == [
+        (name, (False, True)) for name in ("first", "second", "third")
+    ]
+    # the stop went to the live worker once, and the runs not started stay pending
+    assert killed == [(101, signal.SIGTERM)]
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["status"] for r in summary["runs"]] == ["interrupted", "pending", "pending"]
