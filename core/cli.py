@@ -450,5 +450,29 @@ def compare_command(
         console.print(pairs_table(comparison))
 
 
+@main.command("export")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    type=click.Choice(["csv", "parquet", "tensorboard", "mlflow"]),
+    help="csv or parquet: an epochs and a runs table; tensorboard: event files; mlflow: runs.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Where to write [default: RUN_DIR-FORMAT beside RUN_DIR; mlflow: mlflow.db beside it].",
+)
+@click.option("--uri", help="mlflow only: the tracking URI [default: sqlite:///OUT].")
+@reports_errors
+def export_command(run_dir: Path, to: str, out: Path | None, uri: str | None) -> None:
+    """Write RUN_DIR's results in a format other tools read (csv and parquet: one row per run x
+    epoch and one per run, with every hyperparameter as a column)."""
+    from nnrun.experiment.export import export
+
+    click.echo(f"wrote {export(run_dir, to, out, uri)}")
+
+
 if __name__ == "__main__":
     main()
