@@ -450,6 +450,30 @@ def compare_command(
         console.print(pairs_table(comparison))
 
 
+@main.command("report")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Where to write the page [default: RUN_DIR/report.html for one directory; "
+    "required for several].",
+)
+@reports_errors
+def report_command(run_dirs: tuple[Path, ...], out: Path | None) -> None:
+    """Write one self-contained HTML page (no network, no server) for RUN_DIR: the experiment,
+    a sortable results table, loss curves, lr sensitivity, tuning and failures; for several
+    run directories, one comparison page with their groups side by side."""
+    from nnrun.experiment.report_html import REPORT, report_html
+    from nnrun.experiment.safefiles import write_atomic
+
+    if out is None and len(run_dirs) > 1:
+        raise click.UsageError("give --out PATH for a page over several run directories")
+    target = out if out is not None else run_dirs[0] / REPORT
+    page = report_html(run_dirs).encode("utf-8")
+    write_atomic(target, lambda stream: stream.write(page))
+    click.echo(f"wrote {target}")
+
+
 @main.command("export")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option(

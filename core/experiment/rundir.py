@@ -55,12 +55,13 @@ FAILURES, MARKER, LOCK, CHECKPOINTS, LAST = (
     "checkpoints",
     "last",
 )
+REPORT = "report.html"  # nnrun.experiment.report_html writes it at the end of every run
 PLOTS = ("loss.png", "fit.png", "descent.png", "tune.png")
 #: `[tune]` keeps one Optuna study per configuration here, as a journal file.
 STUDIES, STUDY_SUFFIX = "tune", ".log"
 #: Every file nnrun writes at the top of a run directory; with `checkpoints/`, all --force deletes.
 WRITTEN = frozenset(
-    {CONFIG, ENVIRONMENT, METRICS, SUMMARY, OVERRIDES, FAILURES, MARKER, LOCK, *PLOTS}
+    {CONFIG, ENVIRONMENT, METRICS, SUMMARY, OVERRIDES, FAILURES, MARKER, LOCK, REPORT, *PLOTS}
 )
 _TEMPORARY = re.compile(r"\.(.+)\.[0-9a-f]{12}\.tmp")  # write_atomic's, left behind by a crash
 

@@ -76,6 +76,7 @@ def _run_locked(
     resume: bool,
     reporter: Reporter,
 ) -> dict[str, Any]:
+    from nnrun.experiment.report_html import write_report
     from nnrun.experiment.run_plots import plot_run_directory
 
     config = experiment.to_dict()
@@ -106,6 +107,10 @@ def _run_locked(
         plot_run_directory(directory.path, experiment, registry)
     except Exception as error:  # a plot must never cost the results
         reporter.warn(f"could not draw the plots: {type(error).__name__}: {error}")
+    try:
+        write_report(directory.path)
+    except Exception as error:  # nor may the report
+        reporter.warn(f"could not write report.html: {type(error).__name__}: {error}")
     reporter.experiment_finished(summary.as_dict(), directory.path)
     if StopFlag.requested or summary.has("interrupted"):
         raise Interrupted(

@@ -145,3 +145,30 @@ def test_tensorboard_event_files_hold_every_scalar_and_the_hyperparameters(run_d
         name, lr = EXPECTED[run.split("/")[0]]
         assert hparams["optimizer.name"].string_value == name
         assert math.isclose(hparams["optimizer.lr"].number_value, lr)
+
+
+def test_mlflow_holds_one_run_per_run_with_params_tags_and_metric_histories(run_dir, tmp_path):
+    mlflow = pytest.importorskip("mlflow")
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = invoke("export", run_dir, "--to", "mlflow", "--uri", uri)
+    assert result.exit_code == 0, result.output
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("exported")
+    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    expected = records(run_dir)
+    assert sorted(runs) == sorted({r["run"] for r in expected})
+    for name, run in runs.items():
+        group = name.split("/")[0]
+        assert run.data.tags["status"] == "ok" and run.data.tags["group"] == group
+        assert run.data.tags["seed"] == name.split("seed=")[1]
+        assert run.data.params["optimizer.name"] == EXPECTED[group][0]
+        assert float(run.data.params["optimizer.lr"]) == EXPECTED[group][1]
+        mine = [r for r in expected if r["run"] == name]
+        for key in ("train_loss", "val_loss", "lr"):
+            history = sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)
+            assert [(m.step, m.value) for m in history] == [(r["epoch"], r[key]) for r in mine]
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "run_directory")}
+        assert {"run_directory/summary.json", "run_directory/metrics.jsonl"} <= artifacts
+    again = invoke("export", run_dir, "--to", "mlflow", "--uri", uri)
+    assert again.exit_code == 2 and "already exported" in again.output
