@@ -189,7 +189,7 @@ def loss_chart(tables: Sequence[Tables], several: bool) -> Any:
                                 "run": run,
                                 "series": series,
                                 "epoch": record["epoch"],
-                                "loss": record[key],
+                                "loss": _rounded(record[key]),
                             }
                         )
         for label, group_histories in by_group.items():
@@ -203,16 +203,16 @@ def loss_chart(tables: Sequence[Tables], several: bool) -> Any:
                                 "group": label,
                                 "series": series,
                                 "epoch": epoch,
-                                "median": median,
-                                "low": max(low, median * 1e-3),
-                                "high": high,
+                                "median": _rounded(median),
+                                "low": _rounded(max(low, median * 1e-3)),
+                                "high": _rounded(high),
                             }
                         )
     if not bands:
         return None
     show = alt.param(name="show_runs", value=False, bind=alt.binding_checkbox(name="show runs "))
     log_y = alt.Scale(type="log")
-    base = alt.Chart(alt.Data(values=bands)).encode(
+    base = alt.Chart(alt.Data(name="bands")).encode(
         x=alt.X("epoch:Q"),
         color=alt.Color("group:N"),
     )
@@ -224,7 +224,7 @@ def loss_chart(tables: Sequence[Tables], several: bool) -> Any:
         y=alt.Y("median:Q", scale=log_y), tooltip=["group:N", "epoch:Q", "median:Q"]
     )
     each = (
-        alt.Chart(alt.Data(values=runs))
+        alt.Chart(alt.Data(name="runs"))
         .mark_line(strokeWidth=0.8, opacity=alt.expr("show_runs ? 0.5 : 0"))
         .encode(
             x="epoch:Q",
@@ -243,7 +243,8 @@ def loss_chart(tables: Sequence[Tables], several: bool) -> Any:
         for series in _SERIES.values()
         if any(b["series"] == series for b in bands)
     ]
-    return alt.hconcat(*panels).add_params(show)
+    # each dataset once at the top, not copied into every panel and layer
+    return alt.hconcat(*panels).add_params(show).properties(datasets={"bands": bands, "runs": runs})
 
 
 def lr_chart(tables: Sequence[Tables], several: bool) -> Any:
@@ -411,6 +412,11 @@ def _cell(value: Any) -> tuple[str, Any]:
         return str(value), value
     text = json.dumps(value)
     return text, text
+
+
+def _rounded(value: float) -> float:
+    """Six significant digits: what a chart can show, at a third of the bytes of a full float."""
+    return float(f"{value:.6g}")
 
 
 def _number(value: float | None) -> str:
