@@ -169,17 +169,22 @@ def loss_chart(tables: Sequence[Tables], several: bool) -> Any:
     a checkbox shows every run's own curve."""
     import altair as alt
 
-    bands, runs = [], []
+    bands: list[dict[str, Any]] = []
+    runs: list[dict[str, Any]] = []
     for t in tables:
-        band = (t.config.get("experiment") and _report_band(t.config)) or "minmax"
+        band = _report_band(t.config)
         histories: dict[str, list[dict[str, Any]]] = {}
         for record in t.metrics:
             histories.setdefault(record["run"], []).append(record)
         by_group: dict[str, list[list[dict[str, Any]]]] = {}
         for run, history in histories.items():
-            group = t.groups.get(run, run)
-            label = f"{t.path.name}: {group}" if several else group
-            by_group.setdefault(label, []).append(history)
+            if run in t.groups or not t.groups:
+                group = t.groups.get(run, run)
+                label = f"{t.path.name}: {group}" if several else group
+                by_group.setdefault(label, []).append(history)
+            else:  # with seeds, a trial is a run of its configuration, not a group
+                group = run.rsplit("/", 1)[0]
+                label = f"{t.path.name}: {group}" if several else group
             for record in history:
                 for key, series in _SERIES.items():
                     if _positive(record.get(key)):
@@ -211,21 +216,24 @@ def loss_chart(tables: Sequence[Tables], several: bool) -> Any:
     if not bands:
         return None
     show = alt.param(name="show_runs", value=False, bind=alt.binding_checkbox(name="show runs "))
-    log_y = alt.Scale(type="log")
+    # the bands set the scale: a diverging run's curve is clipped, not squashing the rest
+    bottom = min(b["low"] for b in bands)
+    top = max(b["high"] for b in bands)
+    log_y = alt.Scale(type="log", domain=[bottom, top])
     base = alt.Chart(alt.Data(name="bands")).encode(
         x=alt.X("epoch:Q"),
         color=alt.Color("group:N"),
     )
-    area = base.mark_area(opacity=0.2).encode(
+    area = base.mark_area(opacity=0.2, clip=True).encode(
         y=alt.Y("low:Q", scale=log_y, title="loss"),
         y2="high:Q",
     )
-    line = base.mark_line().encode(
+    line = base.mark_line(clip=True).encode(
         y=alt.Y("median:Q", scale=log_y), tooltip=["group:N", "epoch:Q", "median:Q"]
     )
     each = (
         alt.Chart(alt.Data(name="runs"))
-        .mark_line(strokeWidth=0.8, opacity=alt.expr("show_runs ? 0.5 : 0"))
+        .mark_line(strokeWidth=0.8, clip=True, opacity=alt.expr("show_runs ? 0.5 : 0"))
         .encode(
             x="epoch:Q",
             y=alt.Y("loss:Q", scale=log_y),
@@ -284,12 +292,13 @@ def lr_chart(tables: Sequence[Tables], several: bool) -> Any:
     if len({p["lr"] for p in points}) < 2:
         return None
     x = alt.X("lr:Q", scale=alt.Scale(type="log"), title="learning rate")
+    y = alt.Scale(type="log" if all(p["value"] > 0 for p in points) else "linear")
     dots = (
         alt.Chart(alt.Data(values=points))
         .mark_point(filled=True, opacity=0.6)
         .encode(
             x=x,
-            y=alt.Y("value:Q", title=figure),
+            y=alt.Y("value:Q", title=figure, scale=y),
             color="optimizer:N",
             tooltip=["run:N", "lr:Q", "value:Q"],
         )
@@ -299,7 +308,7 @@ def lr_chart(tables: Sequence[Tables], several: bool) -> Any:
         whiskers = alt.Chart(alt.Data(values=bars))
         layers.append(
             whiskers.mark_rule(strokeWidth=2).encode(
-                x=x, y="low:Q", y2="high:Q", color="optimizer:N"
+                x=x, y=alt.Y("low:Q", scale=y), y2="high:Q", color="optimizer:N"
             )
         )
         layers.append(
