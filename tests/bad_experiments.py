@@ -493,6 +493,11 @@ WITH_LINE.update(
             'band = "range"',
             r"\[report\] band = \"range\": Input should be 'minmax' or 'ci95'",
         ),
+        "report tensorboard not a bool": (
+            BASE + '\n[report]\ntensorboard = "yes"\n',
+            'tensorboard = "yes"',
+            r"\[report\] tensorboard = \"yes\": Input should be a valid boolean",
+        ),
         "reseed not a bool": (
             edit(BASE, "n = 40", "n = 40\nreseed = 1"),
             "reseed = 1",

@@ -9,6 +9,7 @@ from typing import Any
 
 from nnrun.config.compose import Override, compose, read_source
 from nnrun.config.fit import available_memory, check_fit, data_notes
+from nnrun.config.report import report_problems
 from nnrun.config.requires import WHERE, requirement_problems
 from nnrun.config.resolve import component_problems, resolve_components
 from nnrun.config.schema import ComponentSpec, RunConfig
@@ -89,7 +90,7 @@ def load_experiment(
             if not located:
                 located = check_fit(run, registry, memory)
             if not located:
-                problems += tune_problems(text, run, registry)
+                problems += tune_problems(text, run, registry) + report_problems(text, run)
         problems += [(line_for(text, loc, name), message) for loc, message in located]
         for problem in problems:
             found.setdefault(problem, []).append(name)

@@ -214,6 +214,10 @@ class ReportSection(Section):
         "minmax",
         description="around a group's median loss: seeds' min to max, or the mean's 95% CI",
     )
+    tensorboard: bool = Field(
+        False,
+        description="write TensorBoard event files in tensorboard/<run>/ every epoch (live)",
+    )
 
 
 #: The distributions a `[tune] space` entry may draw from: { kind = [low, high] } or { choice = [...] }.

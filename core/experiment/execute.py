@@ -100,10 +100,17 @@ def _train(
         if saved is not None:
             trainer.load_state_dict(saved)
     reporter.run_started(run, trainer.state.epoch, trainer.steps_per_epoch)
+    live = None
+    if run.report.tensorboard:
+        from nnrun.experiment.live_tensorboard import LiveScalars
+
+        live = LiveScalars(directory.path, run.name, trainer.state.epoch)
 
     def on_epoch(record: dict[str, Any]) -> None:
         record = {"run": run.name, **_finite(record)}
         directory.append_metrics(record)
+        if live is not None:
+            live.epoch(record)
         reporter.epoch(run, record)
         if watch is not None and trainer.state.status == "running" and watch(record):
             trainer.state.status = "pruned"  # the loop stops after this epoch
@@ -113,12 +120,16 @@ def _train(
         name = f"epoch{state.epoch:04d}" + (f"-step{state.step:06d}" if state.step else "")
         directory.save_checkpoint(run.name, name, trainer.state_dict())
 
-    if trainer.state.status == "pruned":  # resumed from a pruned trial's last checkpoint: done
-        status = "pruned"
-    else:
-        status = trainer.fit(
-            on_epoch, lambda progress: reporter.progress(run, progress), checkpoint
-        )
+    try:
+        if trainer.state.status == "pruned":  # resumed from a pruned trial's last checkpoint
+            status = "pruned"
+        else:
+            status = trainer.fit(
+                on_epoch, lambda progress: reporter.progress(run, progress), checkpoint
+            )
+    finally:
+        if live is not None:
+            live.close()
     checkpoint()
     history = [r for r in directory.read_metrics() if r.get("run") == run.name and "epoch" in r]
     state = trainer.state

@@ -11,7 +11,7 @@ from nnrun.errors import ConfigError
 from nnrun.names import slug
 
 
-def summary_writer(log_dir: Path) -> Any:
+def summary_writer(log_dir: Path, purge_step: int | None = None) -> Any:
     """torch's SummaryWriter, or an error naming the extra when tensorboard is not installed."""
     try:
         from torch.utils.tensorboard import SummaryWriter
@@ -20,7 +20,7 @@ def summary_writer(log_dir: Path) -> Any:
             "writing TensorBoard event files needs the optional package tensorboard: "
             "pip install 'nnrun[tensorboard]'"
         ) from None
-    return SummaryWriter(log_dir=str(log_dir))
+    return SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
 
 
 def scalars(writer: Any, record: dict[str, Any]) -> None:

@@ -59,6 +59,8 @@ REPORT = "report.html"  # nnrun.experiment.report_html writes it at the end of e
 PLOTS = ("loss.png", "fit.png", "descent.png", "tune.png")
 #: `[tune]` keeps one Optuna study per configuration here, as a journal file.
 STUDIES, STUDY_SUFFIX = "tune", ".log"
+#: `[report] tensorboard = true` writes live event files in tensorboard/<run>/.
+EVENTS, EVENTS_PREFIX = "tensorboard", "events.out.tfevents."
 #: Every file nnrun writes at the top of a run directory; with `checkpoints/`, all --force deletes.
 WRITTEN = frozenset(
     {CONFIG, ENVIRONMENT, METRICS, SUMMARY, OVERRIDES, FAILURES, MARKER, LOCK, REPORT, *PLOTS}
@@ -182,6 +184,12 @@ class RunDirectory:
                     foreign += [item for item in sorted(run.iterdir()) if not _is_checkpoint(item)]
             elif entry.name == STUDIES and is_plain_folder(entry):
                 foreign += [item for item in sorted(entry.iterdir()) if not _is_study(item)]
+            elif entry.name == EVENTS and is_plain_folder(entry):
+                for run in sorted(entry.iterdir()):
+                    if not is_plain_folder(run):
+                        foreign.append(run)
+                        continue
+                    foreign += [i for i in sorted(run.iterdir()) if not _is_event_file(i)]
             elif not (is_plain_file(entry) and _written_name(entry.name, WRITTEN)):
                 foreign.append(entry)
         return foreign
@@ -200,6 +208,12 @@ class RunDirectory:
                 elif entry.name == STUDIES and is_plain_folder(entry):
                     for item in entry.iterdir():
                         item.unlink()
+                    entry.rmdir()
+                elif entry.name == EVENTS and is_plain_folder(entry):
+                    for run in entry.iterdir():
+                        for item in run.iterdir():
+                            item.unlink()
+                        run.rmdir()
                     entry.rmdir()
                 elif entry.name != LOCK:
                     entry.unlink()
@@ -570,6 +584,11 @@ def _is_study(item: Path) -> bool:
     """Whether nnrun (through Optuna) wrote `item` in `tune/`: a study's journal or its lock."""
     name = item.name.removesuffix(".lock")
     return name.endswith(STUDY_SUFFIX) and is_plain_file(item)
+
+
+def _is_event_file(item: Path) -> bool:
+    """Whether TensorBoard's writer (for `[report] tensorboard`) wrote `item`."""
+    return item.name.startswith(EVENTS_PREFIX) and is_plain_file(item)
 
 
 def _is_checkpoint(item: Path) -> bool:

@@ -172,3 +172,46 @@ def test_mlflow_holds_one_run_per_run_with_params_tags_and_metric_histories(run_
         assert {"run_directory/summary.json", "run_directory/metrics.jsonl"} <= artifacts
     again = invoke("export", run_dir, "--to", "mlflow", "--uri", uri)
     assert again.exit_code == 2 and "already exported" in again.output
+
+
+LIVE = SEEDED.replace(
+    '[[runs]]\nname = "sgd"', '[report]\ntensorboard = true\n\n[[runs]]\nname = "sgd"', 1
+)
+
+
+def test_report_tensorboard_writes_each_epoch_live_and_force_clears_it(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from nnrun.names import slug
+
+    (tmp_path / "e.toml").write_text(textwrap.dedent(LIVE))
+    out = tmp_path / "out"
+    assert invoke(tmp_path / "e.toml", "--out", out, "-q").exit_code == 0
+    expected = records(out)
+    for run in dict.fromkeys(r["run"] for r in expected):
+        events = EventAccumulator(str(out / "tensorboard" / slug(run)))
+        events.Reload()
+        mine = [r for r in expected if r["run"] == run]
+        got = [(s.step, s.value) for s in events.Scalars("val_loss")]
+        assert [step for step, _ in got] == [r["epoch"] for r in mine]
+        for (_, value), record in zip(got, mine, strict=True):
+            assert math.isclose(value, record["val_loss"], rel_tol=1e-6)  # float32 events
+    again = invoke(tmp_path / "e.toml", "--out", out, "-q", "--force")
+    assert again.exit_code == 0, again.output  # the event files are nnrun's to delete
+
+
+def test_report_tensorboard_without_the_package_is_refused_by_check(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "tensorboard" else real(name, *a),
+    )
+    (tmp_path / "e.toml").write_text(textwrap.dedent(LIVE))
+    result = invoke("check", tmp_path / "e.toml")
+    assert result.exit_code == 2
+    line = textwrap.dedent(LIVE).splitlines().index("tensorboard = true") + 1
+    assert f"e.toml:{line}: [report] tensorboard = true needs TensorBoard" in result.output
+    assert "pip install 'nnrun[tensorboard]'" in result.output
