@@ -9,6 +9,7 @@ from typing import Any
 
 from nnrun.config.compose import Override, compose, read_source
 from nnrun.config.fit import available_memory, check_fit
+from nnrun.config.metrics import check_metrics
 from nnrun.config.resolve import component_problems, resolve_components
 from nnrun.config.schema import ComponentSpec, RunConfig
 from nnrun.config.validate import Located, line_for, validate_run
@@ -73,6 +74,8 @@ def load_experiment(
             run, located = resolve_components(run, registry)
             if not located:
                 located = check_fit(run, registry, memory)
+            if not located:
+                located = check_metrics(run, registry, "regression")
         problems += [(line_for(text, loc, name), message) for loc, message in located]
         for problem in problems:
             found.setdefault(problem, []).append(name)

@@ -8,7 +8,13 @@ from typing import Any
 
 import torch
 
-from nnrun.config.schema import COMPONENT_SLOTS, ComponentSpec, RunConfig, SolverSpec
+from nnrun.config.schema import (
+    COMPONENT_LISTS,
+    COMPONENT_SLOTS,
+    ComponentSpec,
+    RunConfig,
+    SolverSpec,
+)
 from nnrun.errors import ConfigError, NnrunError
 from nnrun.factory import as_spec, build
 from nnrun.hyperparameters import hyperparameters, validate
@@ -41,7 +47,7 @@ def _where(path: tuple[str, ...]) -> str:
 
 def resolve_components(run: RunConfig, registry: Registry) -> tuple[RunConfig, list[Problem]]:
     """`run` with every component checked and its defaults filled in, and what is wrong with it."""
-    updates: dict[tuple[str, ...], ComponentSpec] = {}
+    updates: dict[tuple[str, ...], ComponentSpec | list[ComponentSpec]] = {}
     problems: list[Problem] = []
     for (kind, where, spec), (_, path) in zip(component_slots(run), COMPONENT_SLOTS):
         if spec is None:
@@ -49,6 +55,16 @@ def resolve_components(run: RunConfig, registry: Registry) -> tuple[RunConfig, l
         filled = _checked(registry, kind, spec.to_dict(), where, path, problems)
         if filled is not None:
             updates[path] = _respec(spec, filled)
+    for kind, path in COMPONENT_LISTS:
+        specs: Any = run
+        for part in path:
+            specs = getattr(specs, part, None) if specs is not None else None
+        checked = [
+            _checked(registry, kind, s.to_dict(), f"[{'.'.join(path)}] {s.name!r}", path, problems)
+            for s in specs or []
+        ]
+        if specs:
+            updates[path] = [ComponentSpec(**values) for values in checked if values is not None]
     solver = run.solver
     if solver is not None and solver.optimizer is not None and solver.params.get("lr") is not None:
         problems.append(
@@ -77,6 +93,18 @@ def component_problems(tables: dict[str, Any], registry: Registry) -> list[Probl
             isinstance(value, dict) and isinstance(value.get("name"), str)
         ):
             _checked(registry, kind, as_spec(value), _where(path), path, problems)
+    if task == "train":
+        for kind, path in COMPONENT_LISTS:
+            value = tables
+            for part in path:
+                value = value.get(part) if isinstance(value, dict) else None
+            for item in value if isinstance(value, list) else []:
+                if isinstance(item, str) or (
+                    isinstance(item, dict) and isinstance(item.get("name"), str)
+                ):
+                    spec = as_spec(item)
+                    where = f"[{'.'.join(path)}] {spec['name']!r}"
+                    _checked(registry, kind, spec, where, path, problems)
     return problems
 
 
@@ -185,13 +213,18 @@ def _respec(spec: ComponentSpec, values: dict[str, Any]) -> ComponentSpec:
     return ComponentSpec(**values)
 
 
-def _with(run: RunConfig, updates: dict[tuple[str, ...], ComponentSpec]) -> RunConfig:
+def _with(
+    run: RunConfig, updates: dict[tuple[str, ...], ComponentSpec | list[ComponentSpec]]
+) -> RunConfig:
     data = run.model_dump(exclude_none=True)
     for path, spec in updates.items():
         *parents, leaf = path
         table = data
         for part in parents:
             table = table[part]
+        if isinstance(spec, list):
+            table[leaf] = [item.to_dict() for item in spec]
+            continue
         keep = (
             {"optimizer": table[leaf]["optimizer"]}
             if leaf == "solver" and "optimizer" in table[leaf]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -19,6 +20,12 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 class Data:
     train: tuple[torch.Tensor, torch.Tensor]
     val: tuple[torch.Tensor, torch.Tensor] | None
+    test: tuple[torch.Tensor, torch.Tensor] | None = None
+    task: str = "regression"
+    inputs: tuple[str, ...] = ("x",)
+    targets: tuple[str, ...] = ("y",)
+    classes: tuple[str, ...] = ()
+    standardization: Any = None
 
 
 def make_data(run: RunConfig) -> Data:
