@@ -154,6 +154,7 @@ def test_plugins_json_lists_components_with_hyperparameters_and_provenance():
         "optimizers",
         "schedulers",
         "solvers",
+        "metrics",
     }
     by_name = {(kind, c["name"]): c for kind, cs in listing["components"].items() for c in cs}
     adam = by_name["optimizers", "adam"]
