@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -202,7 +203,7 @@ def epoch_line(name: str, epochs: int, record: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
-def metric_keys(record: dict[str, Any]) -> list[str]:
+def metric_keys(record: Mapping[str, Any]) -> list[str]:
     """The metrics in an epoch's record (`val_accuracy`, `train_r2`), in the order recorded."""
     losses = ("train_loss", "val_loss", "mean_batch_loss")
     return [k for k in record if k.startswith(("val_", "train_")) and k not in losses]
