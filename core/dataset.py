@@ -9,8 +9,7 @@ plugin only reads or draws its samples.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 
@@ -21,12 +20,12 @@ Task = Literal["regression", "classification"]
 class DataContext:
     """What a dataset may use while loading.
 
-    `base_dir` is the experiment file's folder, against which relative paths resolve; every random
-    draw comes from `generator` (a seeded CPU generator), so one seed gives the same data on every
-    device; tensors are returned on the CPU and nnrun casts and moves them.
+    Every random draw comes from `generator` (a seeded CPU generator), so one seed gives the same
+    data on every device; floating-point samples are returned in `dtype` on the CPU, and nnrun
+    moves them. Paths need no folder here: nnrun resolves the hyperparameters a dataset names in
+    `Dataset.paths` against the experiment file's folder before the dataset is built.
     """
 
-    base_dir: Path
     generator: torch.Generator
     dtype: torch.dtype = torch.float32
 
@@ -42,10 +41,21 @@ class LoadedData:
     targets: tuple[str, ...]  # a name per column of y (one for classification)
     task: Task = "regression"
     classes: tuple[str, ...] = ()  # class names, in index order (classification only)
+    notes: tuple[str, ...] = ()  # what the user should know about the loading ("skipped 3 rows")
 
 
 class Dataset:
     """Loads (or draws) one dataset; built as `Cls(**hyperparameters)` from `[data]`."""
 
+    #: Hyperparameters that are file paths: nnrun resolves each against the experiment file's
+    #: folder (so the resolved config.toml names the same file wherever it is read from) and
+    #: refuses anything but a regular file before the dataset is built.
+    paths: ClassVar[tuple[str, ...]] = ()
+
     def load(self, context: DataContext) -> LoadedData:
         raise NotImplementedError
+
+    def size_hint(self) -> tuple[int, int] | None:
+        """(samples, values per sample in x and y together) when known without loading, so that
+        nnrun can refuse a dataset too large for memory before drawing it; None if unknown."""
+        return None

@@ -54,7 +54,7 @@ WITH_LINE = {
     "unknown key in an inline sub-table": (
         edit(BASE, "n = 40", "n = 40\nsplit = { tst = 0.1 }"),
         "tst = 0.1",
-        r"\[data\.split\] unknown key 'tst'; \[data\.split\] takes val$",
+        r"\[data\.split\] unknown key 'tst'; did you mean 'test'\?; \[data\.split\] takes val, test$",
     ),
     "unknown key in a sub-table header": (
         BASE + "\n[data.split]\nvall = 0.1\n",
@@ -77,7 +77,7 @@ WITH_LINE = {
     "misspelt required key": (
         edit(BASE, "expr = ", "exp = "),
         "exp = ",
-        r"\[data\] unknown key 'exp'; did you mean 'expr'\?",
+        r"\[data\]: dataset 'function' does not take 'exp'; did you mean 'expr'\?; it takes expr, n",
     ),
     "unknown key in a run": (
         BASE + '\n[[runs]]\nname = "a"\ntrain = { epochs = 2, shufle = true }\n',
@@ -113,7 +113,7 @@ WITH_LINE = {
     "string for a number": (
         edit(BASE, "n = 40", 'n = 40\nnoise = "0.1"'),
         "noise =",
-        r'\[data\] noise = "0\.1": Input should be a valid number',
+        r"\[data\]: noise = '0\.1': noise: Input should be a valid number",
     ),
     "string in a list of numbers": (
         BASE + 'probes = [1.0, "two"]\n',
@@ -138,7 +138,8 @@ WITH_LINE = {
     "three numbers for a range": (
         edit(BASE, "n = 40", "n = 40\nrange = [0.0, 1.0, 2.0]"),
         "range =",
-        r"\[data\] range = \[0\.0, 1\.0, 2\.0\]: Tuple should have at most 2 items",
+        r"\[data\]: dataset 'function': Invalid range: \[0\.0, 1\.0, 2\.0\]; range is \[low, high\] "
+        r"for every input or one \[low, high\] per input \(1 here\)",
     ),
     # out of range
     "val share of 1": (
@@ -154,12 +155,13 @@ WITH_LINE = {
     "negative noise": (
         edit(BASE, "n = 40", "n = 40\nnoise = -1.0"),
         "noise =",
-        r"\[data\] noise = -1\.0: Input should be greater than or equal to 0",
+        r"\[data\]: dataset 'function': Invalid noise: -1\.0; noise must be finite and at least 0",
     ),
     "reversed range": (
         edit(BASE, "n = 40", "n = 40\nrange = [2.0, -2.0]"),
         "range =",
-        r"\[data\] range = \[2\.0, -2\.0\]: range must be \[low, high\] with finite low < high",
+        r"\[data\]: dataset 'function': Invalid range: \[2\.0, -2\.0\]; range must be \[low, high\] "
+        r"with finite low < high",
     ),
     "zero grad_clip": (
         BASE + "grad_clip = 0.0\n",
@@ -217,8 +219,6 @@ WITH_LINE = {
 
 # Mistakes no single line holds: the message names the file and the table.
 WITHOUT_LINE = {
-    "missing expr": (edit(BASE, 'expr = "x**2"\n', ""), r"\[data\] 'expr' is required"),
-    "missing n": (edit(BASE, "n = 40\n", ""), r"\[data\] 'n' is required"),
     "missing layers": (edit(BASE, "layers = [1, 4, 1]\n", ""), r"\[model\] 'layers' is required"),
     "missing epochs": (edit(BASE, "epochs = 3\n", ""), r"\[train\] 'epochs' is required"),
     "missing optimizer name": (
@@ -258,9 +258,17 @@ WITHOUT_LINE = {
 COMPONENT_LINE = {
     "nothing left to train": (
         edit(BASE, "n = 40", "n = 1\nsplit = { val = 0.5 }"),
-        "[data]",
-        r"\[data\] n = 1 with split = \{ val = 0\.5 \} leaves nothing to train on",
+        "split =",
+        r"\[data\] split = \{ val = 0\.5 \}: 1 samples are too few to give val one and keep one "
+        r"for training",
     ),
+    # a dataset's required hyperparameter is missing: on the [data] line
+    "missing expr": (
+        edit(BASE, 'expr = "x**2"\n', ""),
+        "[data]",
+        r"\[data\]: dataset 'function' needs 'expr'",
+    ),
+    "missing n": (edit(BASE, "n = 40\n", ""), "[data]", r"\[data\]: dataset 'function' needs 'n'"),
     "too large for this machine": (
         edit(BASE, "layers = [1, 4, 1]", "layers = [1, 1000000000000, 1]"),
         "layers =",
@@ -339,7 +347,7 @@ WITH_LINE.update(
         "infinite noise": (
             edit(BASE, "n = 40", "n = 40\nnoise = inf"),
             "noise =",
-            r"\[data\] noise = inf: Input should be a finite number",
+            r"\[data\]: noise = inf: noise must be a finite number",
         ),
         "repeated probe": (
             BASE + "probes = [0.1, 0.5, 0.1]\n",

@@ -19,8 +19,11 @@ SHORTEN = {
     "optimizer_sweep.toml": ["-o", "data.n=64", "-o", "train.epochs=1"],
     "roots.toml": [],
     "roots_lr_sweep.toml": ["-o", "solver.max_iter=1000"],
+    "iris_csv.toml": ["-o", "train.epochs=5"],
 }
 PLOTS = {"train": ["loss.png", "fit.png"], "solve": ["descent.png"]}
+#: Examples whose data has no curve of one input to draw (fit.png) draw only these.
+OWN_PLOTS = {"iris_csv.toml": ["loss.png"]}
 
 
 def strict(text: str):
@@ -55,7 +58,7 @@ def test_example_runs_and_draws_its_plots(name, tmp_path):
     summary = run(name, tmp_path / "out")
     tasks = {r["task"] for r in summary["runs"]}
     for task in tasks:
-        for plot in PLOTS[task]:
+        for plot in OWN_PLOTS.get(name, PLOTS[task]):
             assert (tmp_path / "out" / plot).stat().st_size > 0, plot
     strict((tmp_path / "out" / "summary.json").read_text())
     for line in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines():
@@ -89,3 +92,13 @@ def test_the_seed_example_shortened_still_learns(tmp_path):
         assert [r["epoch"] for r in history] == [1, 2, 3]
         assert entry["final_loss"] == history[-1]["train_loss"] < history[0]["train_loss"]
         assert set(entry["probes"]) == {"1.0", "2.0", "-1.0", "-2.0"}
+
+
+def test_the_iris_example_learns_the_species_from_its_csv(tmp_path):
+    """150 rows, stratified 60/20/20: after 100 epochs the network separates the species well
+    (a linear model reaches about 97% on iris; chance is 33%), measured by the loss here."""
+    summary = run("iris_csv.toml", tmp_path / "out", "-o", "train.epochs=100")
+    (entry,) = summary["runs"]
+    assert entry["status"] == "ok"
+    # cross-entropy of a uniform guess over 3 classes is log 3 ≈ 1.10
+    assert entry["final_loss"] < 0.2 and entry["final_val_loss"] < 0.3

@@ -9,7 +9,6 @@ from typing import Any
 
 from nnrun.config.compose import Override, compose, read_source
 from nnrun.config.fit import available_memory, check_fit
-from nnrun.config.metrics import check_metrics
 from nnrun.config.resolve import component_problems, resolve_components
 from nnrun.config.schema import ComponentSpec, RunConfig
 from nnrun.config.validate import Located, line_for, validate_run
@@ -69,13 +68,11 @@ def load_experiment(
     for name, tables in composed:
         run, problems = validate_run(text, name, tables)
         if run is None:
-            located = component_problems(tables, registry)
+            located = component_problems(tables, registry, path.parent)
         else:
-            run, located = resolve_components(run, registry)
+            run, located = resolve_components(run, registry, path.parent)
             if not located:
                 located = check_fit(run, registry, memory)
-            if not located:
-                located = check_metrics(run, registry, "regression")
         problems += [(line_for(text, loc, name), message) for loc, message in located]
         for problem in problems:
             found.setdefault(problem, []).append(name)

@@ -1,14 +1,15 @@
 """Target functions written as text (`expr = "sin(x) + 0.1*x**2"`), compiled without `eval`.
 
 An experiment file may come from anyone, so the text is parsed with `ast` and only a whitelist of
-nodes is accepted: numbers, the variable `x`, the constants `pi` and `e`, unary + and -, the binary
+nodes is accepted: numbers, the variable `x` (or `x0`, `x1`, ... for several inputs), the constants `pi` and `e`, unary + and -, the binary
 operators + - * / % ** and calls of the functions in `FUNCTIONS`. Everything else is a `ConfigError`
 that names the offending piece.
 
 Compilation builds a tree of closures once, so calling the result does no AST work. Subexpressions
 without `x` are folded at compile time on float64 torch tensors (never Python ints, so `9**9**9` is
 `inf` at once instead of a hang); the rest runs as torch operations on the input tensor, whatever
-its shape, dtype and device.
+its shape, dtype and device. With `inputs = k`, the variables are the columns x0 ... x(k-1) of an
+(..., k) input, and the result has the shape (...) of one column.
 """
 
 from __future__ import annotations
@@ -92,10 +93,29 @@ _DESCRIPTIONS = {
     ast.Await: "await",
     ast.Yield: "yield",
 }
-ALLOWED = (
-    f"Allowed are the variable {VARIABLE}, numbers, the constants {' and '.join(CONSTANTS)}, "
-    f"the operators + - * / % ** with parentheses, and the functions {', '.join(FUNCTIONS)}"
-)
+
+
+def _allowed(variables: tuple[str, ...]) -> str:
+    named = (
+        f"the variable {variables[0]}"
+        if len(variables) == 1
+        else (f"the variables {', '.join(variables)}")
+    )
+    return (
+        f"Allowed are {named}, numbers, the constants {' and '.join(CONSTANTS)}, "
+        f"the operators + - * / % ** with parentheses, and the functions {', '.join(FUNCTIONS)}"
+    )
+
+
+ALLOWED = _allowed((VARIABLE,))
+
+
+def variables(inputs: int | None) -> tuple[str, ...]:
+    """The names an expression over `inputs` columns may use: x0, x1, ...; one input is also x."""
+    if inputs is None:
+        return (VARIABLE,)
+    return tuple(f"x{i}" for i in range(inputs))
+
 
 #: A compiled subexpression: a float when it does not depend on x, else a closure over x.
 _Node = float | Callable[[torch.Tensor], torch.Tensor]
@@ -107,17 +127,24 @@ class Expression:
     Pickles as its text (closures cannot be pickled), so it can be sent to worker processes.
     """
 
-    def __init__(self, text: str, node: _Node):
+    def __init__(self, text: str, node: _Node, inputs: int | None = None):
         self.text = text
         self._node = node
+        self.inputs = inputs
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if not x.is_floating_point():
             raise TypeError(
                 f"expression {self.text!r} needs a floating-point tensor, got {x.dtype}"
             )
-        if isinstance(self._node, float):
-            return torch.full_like(x, self._node)  # a constant still gives one value per input
+        if self.inputs is not None and (x.dim() < 1 or x.shape[-1] != self.inputs):
+            raise ValueError(
+                f"expression {self.text!r} takes {self.inputs} input columns, "
+                f"got shape {tuple(x.shape)}"
+            )
+        shape = x.shape if self.inputs is None else x.shape[:-1]
+        if isinstance(self._node, float):  # a constant still gives one value per input
+            return torch.full(shape, self._node, dtype=x.dtype, device=x.device)
         y = self._node(x)
         return y.clone() if y is x else y  # never hand back the caller's own tensor
 
@@ -125,31 +152,44 @@ class Expression:
         return f"Expression({self.text!r})"
 
     def __reduce__(self):
-        return compile_expression, (self.text,)
+        return compile_expression, (self.text, self.inputs)
 
 
-def compile_expression(text: str) -> Expression:
-    """Parse `text` (a function of x) against the whitelist; raise ConfigError if it is not allowed."""
+def compile_expression(text: str, inputs: int | None = None) -> Expression:
+    """Parse `text` (a function of x, or of x0 ... x(inputs-1)) against the whitelist; raise
+    ConfigError if it is not allowed. One input also accepts `x`."""
     if not isinstance(text, str):
         raise ConfigError(f'an expression must be a string like "x**2", got {text!r}')
     if len(text) > MAX_LENGTH:
         raise ConfigError(
             f"expression {text[:40]!r}... is {len(text)} characters long; the limit is {MAX_LENGTH}"
         )
+    names = variables(inputs)
+    allowed = _allowed(names)
     source = text.strip()  # eval mode rejects leading blanks as an indent
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         where = f" at column {exc.offset}" if exc.offset else ""
-        raise ConfigError(f"invalid expression {text!r}: {exc.msg}{where}. {ALLOWED}") from None
+        raise ConfigError(f"invalid expression {text!r}: {exc.msg}{where}. {allowed}") from None
     except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, parser stack overflow
-        raise ConfigError(f"invalid expression {text!r}: {exc}. {ALLOWED}") from None
-    return Expression(text, _Compiler(source).compile(tree.body, depth=0))
+        raise ConfigError(f"invalid expression {text!r}: {exc}. {allowed}") from None
+    return Expression(text, _Compiler(source, inputs).compile(tree.body, depth=0), inputs)
 
 
 class _Compiler:
-    def __init__(self, text: str):
+    def __init__(self, text: str, inputs: int | None = None):
         self.text = text
+        self.names = variables(inputs)
+        # x itself, elementwise; or, over columns, each name picks its column (x also, for one)
+        self.columns: dict[str, _Node] = (
+            {VARIABLE: _identity}
+            if inputs is None
+            else {
+                **({VARIABLE: _column(0)} if inputs == 1 else {}),
+                **{name: _column(i) for i, name in enumerate(self.names)},
+            }
+        )
 
     def compile(self, node: ast.AST, depth: int) -> _Node:
         if depth > MAX_DEPTH:
@@ -184,14 +224,19 @@ class _Compiler:
             self.fail(node, f"the number {self.piece(node)[:20]}... is too large")
 
     def _name(self, node: ast.Name) -> _Node:
-        if node.id == VARIABLE:
-            return _identity
+        if node.id in self.columns:
+            return self.columns[node.id]
         if node.id in CONSTANTS:
             return CONSTANTS[node.id]
         if node.id in FUNCTIONS:
             self.fail(node, f"the function {node.id!r} must be called, as in {node.id}(x)")
-        hint = suggest(node.id.lower(), [VARIABLE, *CONSTANTS, *FUNCTIONS])
-        self.fail(node, f"unknown name {node.id!r} (the input variable is {VARIABLE}){hint}")
+        hint = suggest(node.id.lower(), [*self.columns, *CONSTANTS, *FUNCTIONS])
+        which = (
+            f"the input variable is {self.names[0]}"
+            if len(self.names) == 1
+            else f"the input variables are {', '.join(self.names)}"
+        )
+        self.fail(node, f"unknown name {node.id!r} ({which}){hint}")
 
     def _call(self, node: ast.Call, depth: int) -> _Node:
         func = node.func
@@ -203,7 +248,7 @@ class _Compiler:
         if not isinstance(func, ast.Name):
             what = _DESCRIPTIONS.get(type(func), type(func).__name__)
             self.fail(func, f"only named functions can be called, not {what}: {self.piece(func)!r}")
-        if func.id in (VARIABLE, *CONSTANTS):
+        if func.id in (*self.columns, *CONSTANTS):
             self.fail(func, f"{func.id!r} is not a function: {self.piece(node)!r}")
         if func.id not in FUNCTIONS:
             hint = suggest(func.id.lower(), FUNCTIONS)
@@ -221,11 +266,17 @@ class _Compiler:
 
     def fail(self, node: ast.AST, problem: str) -> NoReturn:
         end = "" if problem.endswith("?") else "."
-        raise ConfigError(f"invalid expression {self.text!r}: {problem}{end} {ALLOWED}")
+        raise ConfigError(
+            f"invalid expression {self.text!r}: {problem}{end} {_allowed(self.names)}"
+        )
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:
     return x
+
+
+def _column(index: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    return lambda x: x[..., index]
 
 
 def _apply(op: Callable, *args: _Node) -> _Node:

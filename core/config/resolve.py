@@ -4,6 +4,8 @@ it once, so that its constructor's own argument rules run at load time, not mid-
 from __future__ import annotations
 
 import re
+import stat
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -12,6 +14,7 @@ from nnrun.config.schema import (
     COMPONENT_LISTS,
     COMPONENT_SLOTS,
     ComponentSpec,
+    DataSection,
     RunConfig,
     SolverSpec,
 )
@@ -45,10 +48,14 @@ def _where(path: tuple[str, ...]) -> str:
     return f"[{path[0]}] {path[1]}" if path[0] == "model" else f"[{'.'.join(path)}]"
 
 
-def resolve_components(run: RunConfig, registry: Registry) -> tuple[RunConfig, list[Problem]]:
-    """`run` with every component checked and its defaults filled in, and what is wrong with it."""
+def resolve_components(
+    run: RunConfig, registry: Registry, base_dir: Path | None = None
+) -> tuple[RunConfig, list[Problem]]:
+    """`run` with every component checked and its defaults filled in, and what is wrong with it.
+    The dataset's paths resolve against `base_dir` (the experiment file's folder)."""
     updates: dict[tuple[str, ...], ComponentSpec | list[ComponentSpec]] = {}
     problems: list[Problem] = []
+    data = _resolved_data(run.data, registry, base_dir or Path(), problems)
     for (kind, where, spec), (_, path) in zip(component_slots(run), COMPONENT_SLOTS):
         if spec is None:
             continue
@@ -74,10 +81,65 @@ def resolve_components(run: RunConfig, registry: Registry) -> tuple[RunConfig, l
                 "replaces that descent: set lr in [solver.optimizer] instead",
             )
         )
-    return (_with(run, updates) if not problems else run), problems
+    if problems:
+        return run, problems
+    resolved = _with(run, updates)
+    return (resolved.model_copy(update={"data": data}) if data is not None else resolved), []
 
 
-def component_problems(tables: dict[str, Any], registry: Registry) -> list[Problem]:
+def _resolved_data(
+    data: DataSection | None, registry: Registry, base_dir: Path, problems: list[Problem]
+) -> DataSection | None:
+    """[data] with the dataset's defaults filled in and its paths made absolute, so that the
+    resolved config.toml names the same files wherever it is read from (a resume reads it from
+    the run directory)."""
+    if data is None:
+        return None
+    spec = data.spec()
+    try:
+        cls = registry.kind("datasets")[data.kind]
+    except NnrunError:
+        cls = None  # _checked reports it
+    for key in getattr(cls, "paths", ()):
+        value = spec.get(key)
+        if isinstance(value, str):
+            try:
+                spec[key] = str(data_path(base_dir, value))
+            except ConfigError as error:
+                problems.append((("data", key), f"[data] {key} = {value!r}: {error}"))
+                return None
+    filled = _checked(registry, "datasets", spec, "[data]", ("data",), problems)
+    if filled is None:
+        return None
+    name = filled.pop("name")
+    params = {key: _lists(value) for key, value in filled.items()}  # as TOML reads them back
+    return DataSection(kind=name, split=data.split, standardize=data.standardize, **params)
+
+
+def _lists(value: Any) -> Any:
+    return [_lists(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def data_path(base_dir: Path, value: str) -> Path:
+    """`value` against the experiment's folder, absolute; only an existing regular file (a
+    symbolic link to one too) is accepted, never a directory, FIFO or device."""
+    if not value.strip():
+        raise ConfigError("is empty; give a file's path")
+    path = (base_dir / Path(value).expanduser()).absolute()
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigError(f"there is no file {str(path)!r}") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read {str(path)!r}: {error.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"{str(path)!r} is not a regular file")
+    return path
+
+
+def component_problems(
+    tables: dict[str, Any], registry: Registry, base_dir: Path | None = None
+) -> list[Problem]:
     """The components' problems in a run the schema refused, so that they are reported with the
     schema's: every component written as a name or a table naming one is checked."""
     problems: list[Problem] = []
@@ -105,6 +167,11 @@ def component_problems(tables: dict[str, Any], registry: Registry) -> list[Probl
                     spec = as_spec(item)
                     where = f"[{'.'.join(path)}] {spec['name']!r}"
                     _checked(registry, kind, spec, where, path, problems)
+    data = tables.get("data")
+    if task == "train" and isinstance(data, dict) and isinstance(data.get("kind", "function"), str):
+        params = {k: v for k, v in data.items() if k not in DataSection.model_fields}
+        section = DataSection(kind=data.get("kind") or "function", **params)
+        _resolved_data(section, registry, base_dir or Path(), problems)
     return problems
 
 
@@ -131,7 +198,8 @@ def _checked(
 class _Located(ConfigError):
     def __init__(self, message: str, loc: tuple[str, ...]):
         super().__init__(message)
-        self.loc = loc
+        # [data] names its dataset with `kind`
+        self.loc = ("data", "kind") if loc == ("data", "name") else loc
 
 
 def resolve_spec(
@@ -183,6 +251,11 @@ def _construct(
             args = [Optimizer(args[0], lr=0.1)]
     try:
         build(registry, kind, spec, *args)
+    except ConfigError as error:
+        if not error.key:
+            raise _Located(f"{where}: {error}", (*path, "name")) from None
+        message = f"{where}: {kind[:-1]} {spec['name']!r}: {error}"
+        raise _Located(message, (*path, error.key)) from None
     except NnrunError as error:
         raise _Located(f"{where}: {error}", (*path, "name")) from None
     except (ValueError, TypeError) as error:

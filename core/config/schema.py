@@ -80,40 +80,52 @@ class ExperimentSection(Section):
 
 
 class SplitSection(Section):
-    """Held-out shares of the data; the rest is training data. (A `test` share may join `val`.)"""
+    """Held-out shares of the data (seeded; stratified by class for classification); the rest is
+    training data."""
 
     val: float = Field(0.0, ge=0.0, lt=1.0)
-
-
-class DataSection(Section):
-    kind: Literal["function"] = "function"
-    expr: str = Field(min_length=1)
-    n: int = Positive
-    range: tuple[float, float] = (-1.0, 1.0)
-    noise: float = Field(0.0, ge=0.0, allow_inf_nan=False)
-    split: SplitSection = SplitSection()
+    test: float = Field(0.0, ge=0.0, lt=1.0)
 
     @model_validator(mode="after")
-    def _leaves_training_data(self) -> DataSection:
-        if self.split.val > 0 and self.n < 2:
+    def _leaves_training_data(self) -> SplitSection:
+        if self.val + self.test >= 1:
             raise ValueError(
-                f"n = {self.n} with split = {{ val = {self.split.val} }} leaves nothing to train "
-                f"on: a validation share takes at least one point and training needs one more"
+                f"val = {self.val} and test = {self.test} leave nothing for training: "
+                f"their sum must be less than 1"
             )
         return self
 
-    @field_validator("range", mode="before")
-    @classmethod
-    def _range_from_list(cls, value: Any) -> Any:
-        return tuple(value) if isinstance(value, list) else value  # TOML arrays are lists
+    def shares(self) -> dict[str, float]:
+        """The held-out parts in the order they are drawn (val first, so adding test keeps val)."""
+        return {name: share for name, share in (("val", self.val), ("test", self.test)) if share}
 
-    @field_validator("range")
-    @classmethod
-    def _range(cls, value: tuple[float, float]) -> tuple[float, float]:
-        low, high = value
-        if not (math.isfinite(low) and math.isfinite(high) and low < high):
-            raise ValueError(f"range must be [low, high] with finite low < high, got {list(value)}")
-        return value
+
+class DataSection(Section):
+    """`kind` picks the dataset plugin; `split` and `standardize` are nnrun's, shared by every
+    kind; every other key is the dataset's hyperparameter, checked against its constructor like
+    any component's (see `nnrun.config.resolve`), because only the registry knows what it takes."""
+
+    model_config = ConfigDict(extra="allow", validate_default=True, strict=True)
+    kind: str = Field("function", min_length=1)
+    split: SplitSection = SplitSection()
+    standardize: bool = Field(False, description="scale inputs by the training split's statistics")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The dataset's hyperparameters."""
+        return dict(self.model_extra or {})
+
+    def spec(self) -> dict[str, Any]:
+        """The dataset as a component spec, for the registry: its name and hyperparameters."""
+        return {"name": self.kind, **self.params}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            **self.params,
+            "split": self.split.model_dump(),
+            "standardize": self.standardize,
+        }
 
 
 class ModelSection(Section):
@@ -268,7 +280,7 @@ def _plain(model: BaseModel) -> dict[str, Any]:
         value = getattr(model, key)
         if value is None:
             continue
-        if isinstance(value, ComponentSpec):
+        if isinstance(value, (ComponentSpec, DataSection)):
             value = value.to_dict()
         elif isinstance(value, BaseModel):
             value = _plain(value)

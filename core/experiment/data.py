@@ -1,4 +1,5 @@
-"""Datasets drawn from a target function, their seeded splits, and the trainer's mini-batches.
+"""Data drawn from target functions, seeded (optionally stratified) splits, standardization, the
+`Data` a run trains on, and the trainer's mini-batches.
 
 Every random draw comes from a CPU `torch.Generator` in float64, and only then is cast and moved,
 so one seed gives bit-identical data whatever dtype and device the experiment trains on.
@@ -7,60 +8,73 @@ so one seed gives bit-identical data whatever dtype and device the experiment tr
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
+
+from nnrun.dataset import Task
 
 Tensor = torch.Tensor
 
 
 def function_dataset(
-    fn: Callable[[Tensor], Tensor],
+    targets: Sequence[Callable[[Tensor], Tensor]],
     n: int,
-    low: float,
-    high: float,
+    ranges: Sequence[tuple[float, float]],
     noise: float,
     generator: torch.Generator,
     dtype: torch.dtype = torch.float32,
-    device: torch.device | str = "cpu",
 ) -> tuple[Tensor, Tensor]:
-    """x uniform in [low, high) and y = fn(x) + noise·ε with ε ~ N(0, 1) drawn per point, both (n, 1).
+    """x (n, inputs) uniform in the box of `ranges` (one (low, high) per input) and
+    y (n, outputs) = target_j(x) + noise·ε with ε ~ N(0, 1) drawn per point and output.
 
-    x is rounded to `dtype` before fn sees it (in float64), so noise-free data lies on the curve
-    up to one rounding of y. The generator always advances by the same draws, noise or not.
+    Each target takes x (n, inputs) in float64 and gives one column (n,). x is rounded to `dtype`
+    before the targets see it, so noise-free data lies on them up to one rounding of y. The
+    generator always advances by the same draws, noise or not. One input and one output draw
+    exactly what the one-dimensional generator always drew.
     """
     if n < 1:
         raise ValueError(f"Invalid number of samples: {n}")
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ValueError(f"Invalid range: [{low}, {high})")
+    if not targets:
+        raise ValueError("give at least one target function")
+    for low, high in ranges:
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(f"Invalid range: [{low}, {high})")
     if not (math.isfinite(noise) and noise >= 0):
         raise ValueError(f"Invalid noise: {noise}")
     _check_cpu(generator)
-    x = torch.rand(n, 1, generator=generator, dtype=torch.float64) * (high - low) + low
-    eps = torch.randn(n, 1, generator=generator, dtype=torch.float64)
-    # Rounding to dtype can land on `high` itself; step back to the largest value below it.
-    below_high = torch.nextafter(torch.tensor(high, dtype=dtype), torch.tensor(low, dtype=dtype))
-    x = x.to(dtype).clamp_(max=below_high).to(torch.float64)
-    y = fn(x)
-    if y.shape != x.shape:
-        raise ValueError(f"the target function gave shape {tuple(y.shape)} for {tuple(x.shape)}")
-    y = y + noise * eps
-    return x.to(dtype=dtype, device=device), y.to(dtype=dtype, device=device)
+    x = torch.rand(n, len(ranges), generator=generator, dtype=torch.float64)
+    eps = torch.randn(n, len(targets), generator=generator, dtype=torch.float64)
+    for j, (low, high) in enumerate(ranges):
+        column = x[:, j] * (high - low) + low
+        # Rounding to dtype can land on `high` itself; step back to the largest value below it.
+        below = torch.nextafter(torch.tensor(high, dtype=dtype), torch.tensor(low, dtype=dtype))
+        x[:, j] = column.to(dtype).clamp_(max=below).to(torch.float64)
+    columns = [target(x) for target in targets]
+    for column in columns:
+        if column.shape != (n,):
+            raise ValueError(f"a target function gave shape {tuple(column.shape)} for {(n,)}")
+    y = torch.stack(columns, dim=1) + noise * eps
+    return x.to(dtype), y.to(dtype)
 
 
-def split(
-    x: Tensor, y: Tensor, shares: Mapping[str, float], generator: torch.Generator
-) -> dict[str, tuple[Tensor, Tensor]]:
-    """Split (x, y) along the first dimension by one seeded permutation: {"train": ..., **shares}.
+def split_indices(
+    n: int,
+    shares: Mapping[str, float],
+    generator: torch.Generator,
+    labels: Tensor | None = None,
+) -> dict[str, Tensor]:
+    """Indices of each part of n samples by one seeded permutation: {"train": ..., **shares}.
 
     Each named part (e.g. {"val": 0.2, "test": 0.1}) takes round(share·n) samples, at least one when
     its share is positive, from the front of the permutation in the order given, and always leaves
     at least one for "train", which gets the rest. Adding a part after the others leaves theirs as
-    they were.
+    they were. With class `labels` (N,) the split is stratified: each part takes round(share·n_c)
+    of each class c (so each class's share is within half a sample of the requested one), never
+    the last sample of a class, and the parts keep the permutation's order.
     """
-    n = x.shape[0]
-    if y.shape[0] != n:
-        raise ValueError(f"x and y have different numbers of samples: {n} and {y.shape[0]}")
     if n < 1:
         raise ValueError("cannot split an empty dataset")
     if "train" in shares:
@@ -71,26 +85,140 @@ def split(
     if sum(shares.values()) >= 1:
         raise ValueError(f"the shares {dict(shares)} leave nothing for training")
     _check_cpu(generator)
-    order = torch.randperm(n, generator=generator).to(x.device)
-    parts, start = {}, 0
-    for name, share in shares.items():
-        size = min(max(math.floor(share * n + 0.5), 1 if share > 0 else 0), n - 1 - start)
-        if share > 0 and size < 1:
+    order = torch.randperm(n, generator=generator)
+    if labels is None:
+        parts, start = {}, 0
+        for name, share in shares.items():
+            size = min(_share_of(share, n, at_least_one=True), n - 1 - start)
+            if share > 0 and size < 1:
+                raise ValueError(
+                    f"{n} samples are too few to give {name} one and keep one for training"
+                )
+            parts[name] = order[start : start + size]
+            start += size
+        return {"train": order[start:], **parts}
+    return _stratified(order, shares, labels.cpu())
+
+
+def _share_of(share: float, n: int, at_least_one: bool) -> int:
+    size = math.floor(share * n + 0.5)
+    return max(size, 1) if at_least_one and share > 0 else size
+
+
+def _stratified(order: Tensor, shares: Mapping[str, float], labels: Tensor) -> dict[str, Tensor]:
+    """The parts of `_split_indices` drawn class by class from the one permutation `order`."""
+    # a stable sort by label groups each class, each group still in the permutation's order
+    by_class = order[torch.sort(labels[order], stable=True).indices]
+    counts = torch.bincount(labels, minlength=1).tolist()
+    chosen: dict[str, list[Tensor]] = {name: [] for name in shares}
+    rest: list[Tensor] = []
+    start = 0
+    for count in counts:
+        members, taken = by_class[start : start + count], 0
+        for name, share in shares.items():
+            size = min(_share_of(share, count, at_least_one=False), count - 1 - taken)
+            size = max(size, 0)
+            chosen[name].append(members[taken : taken + size])
+            taken += size
+        rest.append(members[taken:])
+        start += count
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(len(order))
+    parts: dict[str, Tensor] = {}
+    for name, pieces in {"train": rest, **chosen}.items():
+        index = torch.cat(pieces)
+        if len(index) == 0 and shares.get(name, 1) > 0:
             raise ValueError(
-                f"{n} samples are too few to give {name} one and keep one for training"
+                f"{len(order)} samples in {len(counts)} classes are too few to give {name} one "
+                f"sample of a class and keep one of it for training"
             )
-        parts[name] = order[start : start + size]
-        start += size
-    parts = {"train": order[start:], **parts}
-    return {name: (x[index], y[index]) for name, index in parts.items()}
+        parts[name] = index[torch.argsort(rank[index])]
+    return parts
 
 
-def split_dataset(
-    x: Tensor, y: Tensor, val: float, generator: torch.Generator
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(x_train, y_train, x_val, y_val); `val` = 0 gives an empty validation set."""
-    parts = split(x, y, {"val": val}, generator)
-    return (*parts["train"], *parts["val"])
+def split(
+    x: Tensor,
+    y: Tensor,
+    shares: Mapping[str, float],
+    generator: torch.Generator,
+    stratify: bool = False,
+) -> dict[str, tuple[Tensor, Tensor]]:
+    """(x, y) split along the first dimension by `split_indices` (stratified by the class
+    indices y when `stratify`), each part on the data's device."""
+    n = x.shape[0]
+    if y.shape[0] != n:
+        raise ValueError(f"x and y have different numbers of samples: {n} and {y.shape[0]}")
+    parts = split_indices(n, shares, generator, y if stratify else None)
+    return {name: (x[i.to(x.device)], y[i.to(y.device)]) for name, i in parts.items()}
+
+
+@dataclass(frozen=True)
+class Standardization:
+    """Per-input mean and standard deviation of the training inputs: `apply(x)` is
+    (x − mean) / std. Computed on the training split only, so that no statistic of the
+    validation or test data leaks into training; saved with the model for prediction."""
+
+    mean: Tensor  # (inputs,) float64
+    std: Tensor  # (inputs,) float64; 1 for a constant input, which then only loses its mean
+
+    @classmethod
+    def fit(cls, x: Tensor) -> Standardization:
+        """The population statistics (divide by N, as sklearn's StandardScaler) of x (N, inputs)."""
+        values = x.detach().to(device="cpu", dtype=torch.float64)
+        mean = values.mean(dim=0)
+        std = values.std(dim=0, correction=0)
+        return cls(mean, torch.where(std > 0, std, torch.ones_like(std)))
+
+    def apply(self, x: Tensor) -> Tensor:
+        if x.shape[-1] != len(self.mean):
+            raise ValueError(
+                f"standardization of {len(self.mean)} inputs given x of shape {tuple(x.shape)}"
+            )
+        mean, std = (t.to(dtype=x.dtype, device=x.device) for t in (self.mean, self.std))
+        return (x - mean) / std
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Sequence[float]]) -> Standardization:
+        mean, std = (torch.tensor(data[k], dtype=torch.float64) for k in ("mean", "std"))
+        if mean.dim() != 1 or mean.shape != std.shape or not bool((std > 0).all()):
+            raise ValueError("a standardization needs equally long mean and positive std lists")
+        return cls(mean, std)
+
+
+@dataclass(frozen=True)
+class Data:
+    """A run's data, split, scaled and on the run's device: what training and prediction use."""
+
+    train: tuple[Tensor, Tensor]
+    val: tuple[Tensor, Tensor] | None
+    test: tuple[Tensor, Tensor] | None = None
+    task: Task = "regression"
+    inputs: tuple[str, ...] = ("x",)
+    targets: tuple[str, ...] = ("y",)
+    classes: tuple[str, ...] = ()
+    standardization: Standardization | None = None
+    kind: str = "function"
+
+    def metadata(self) -> dict[str, Any]:
+        """Plain JSON: what the data is and how it was split (for the run directory)."""
+        sizes = {
+            name: (len(part[0]) if part is not None else 0)
+            for name, part in (("train", self.train), ("val", self.val), ("test", self.test))
+        }
+        return {
+            "kind": self.kind,
+            "task": self.task,
+            "samples": sizes,
+            "inputs": list(self.inputs),
+            "targets": list(self.targets),
+            "classes": list(self.classes),
+            "standardization": (
+                self.standardization.to_dict() if self.standardization is not None else None
+            ),
+        }
 
 
 def minibatches(

@@ -71,7 +71,7 @@ def execute_run_in_worker(
 def _train(
     run: RunConfig, directory: RunDirectory, registry: Registry, reporter: Reporter, resume: bool
 ) -> dict[str, Any]:
-    data = make_data(run)
+    data = make_data(run, registry)
     model = make_model(run, registry)
     optimizer = build(registry, "optimizers", run.optimizer, model.parameters())
     scheduler = build(registry, "schedulers", run.scheduler, optimizer) if run.scheduler else None

@@ -63,12 +63,16 @@ def _plot_fit(directory: RunDirectory, runs: list[Any], registry: Registry) -> P
     from nnrun.experiment.figures import plot_fit
 
     first = runs[0]
-    data = make_data(first)
+    if first.data.kind != "function" or first.data.params.get("inputs", 1) != 1:
+        return None  # a curve over one input: only one-input function data has one
+    data = make_data(first, registry)
+    if len(data.targets) != 1 or data.standardization is not None:
+        return None
     x, y = (
         torch.cat([data.train[0]] + ([data.val[0]] if data.val else [])),
         torch.cat([data.train[1]] + ([data.val[1]] if data.val else [])),
     )
-    low, high = first.data.range
+    low, high = first.data.params["range"]
     grid = torch.linspace(low, high, 200, dtype=x.dtype, device=x.device)[:, None]
     predictions = {}
     for run in runs:
@@ -85,7 +89,7 @@ def _plot_fit(directory: RunDirectory, runs: list[Any], registry: Registry) -> P
     return plot_fit(
         x[:, 0].cpu(),
         y[:, 0].cpu(),
-        compile_expression(first.data.expr),
+        compile_expression(first.data.params["expr"]),
         predictions,
         directory.path / "fit.png",
     )
@@ -112,7 +116,7 @@ def _plot_confusion(directory: RunDirectory, runs: list[Any], registry: Registry
         model = directory.load_model(run.name)
         if model["task"] != "classification":
             continue
-        data = make_data(run)
+        data = make_data(run, registry)
         split, (x, y) = next(
             (name, part)
             for name, part in (

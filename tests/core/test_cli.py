@@ -137,10 +137,10 @@ BAD_INPUTS = {
         r"epochs = 0.*greater than or equal to 1",
     ),
     "zero batch": (TRAIN.replace("batch_size = 8", "batch_size = 0"), r"batch_size = 0"),
-    "zero n": (TRAIN.replace("n = 64", "n = 0"), r"\[data\] n = 0"),
+    "zero n": (TRAIN.replace("n = 64", "n = 0"), r"\[data\]: dataset .function.: Invalid n: 0"),
     "layers don't fit data": (
         TRAIN.replace("[1, 8, 1]", "[2, 8, 1]"),
-        r"first and last widths must be 1",
+        r"has 1 input\(s\) \(x\), so the first width must be 1",
     ),
     "unsafe expr": (TRAIN.replace('"x**2"', "\"__import__('os')\""), r"expr"),
     "missing table": (

@@ -36,14 +36,21 @@ def line_of(text: str, snippet: str) -> int:
     return number
 
 
-@pytest.mark.parametrize("layers", ["[2, 4, 1]", "[1, 4, 2]"])
-def test_a_network_whose_ends_are_not_one_wide_is_refused_on_its_layers_line(tmp_path, layers):
+@pytest.mark.parametrize(
+    "layers, says",
+    [
+        ("[2, 4, 1]", "has 1 input(s) (x), so the first width must be 1"),
+        ("[1, 4, 2]", "has 1 output(s) (y), so the last width must be 1"),
+    ],
+)
+def test_a_network_whose_ends_do_not_fit_the_data_is_refused_on_its_layers_line(
+    tmp_path, layers, says
+):
     text = edit(BASE, "layers = [1, 4, 1]", f"layers = {layers}")
     error = error_of(tmp_path, text)
     assert error == (
         f"{tmp_path / 'experiment.toml'}:{line_of(text, 'layers =')}: [model] layers = {layers}: "
-        "[data] kind = 'function' has one input and one output, so the first and last widths "
-        "must be 1 (e.g. layers = [1, 100, 1])"
+        f"[data] kind = 'function' {says} (e.g. layers = [1, 16, 1])"
     )
 
 
@@ -64,7 +71,7 @@ def test_a_loss_that_cannot_score_the_predictions_is_refused_on_its_name_line(
     error = error_of(tmp_path, text, nnrun.load_registry(nnrun_builtins_host))
     assert error == (
         f"{tmp_path / 'experiment.toml'}:{line_of(text, 'picky')}: [loss] 'picky' cannot score "
-        "this run's predictions: targets must be class indices"
+        "this run's predictions against regression targets: targets must be class indices"
     )
 
 
@@ -113,10 +120,11 @@ def test_the_memory_message_splits_weights_data_and_a_batchs_activations(tmp_pat
     parameters = 1000 + 1000 + 1000 + 1
     weights, data, activations = 4 * parameters * 4, 100_000 * 2 * 4, 2 * 8 * 1002 * 4
     assert (weights, data, activations) == (48_016, 800_000, 64_128)  # 47 KiB, 0.8 MiB, 63 KiB
-    assert fit.memory_bytes(run) == (parameters, weights + data + activations)
-    assert fit.check_memory(run, limit=1 << 19) == (
+    data_size = (100_000, 2 * 4)  # samples, bytes of x and y per sample
+    assert fit.memory_bytes(run, data_size) == (parameters, weights + data + activations)
+    assert fit.check_memory(run, 1 << 19, data_size) == (
         "[model] layers = [1, 1000, 1] has 3.0e+03 parameters (47 KiB of weights, gradients and "
-        "optimizer state), [data] n = 100000 takes 0.8 MiB and the activations of a batch of 8 "
+        "optimizer state), the data (100000 samples) takes 0.8 MiB and the activations of a batch of 8 "
         "63 KiB: about 0.9 MiB in all, more than the 0.5 MiB this machine has"
     )
 

@@ -118,9 +118,9 @@ def test_unknown_keys_come_first_and_missing_keys_last(tmp_path):
     assert [line.split(": ", 1)[1].split(" ", 1)[0] for line in lines[1:]] == [
         "[train]",
         "[model]",
-        "[data]",
+        "[data]:",
     ]
-    assert "unknown key 'epoch'" in lines[1] and "'n' is required" in lines[3]
+    assert "unknown key 'epoch'" in lines[1] and "dataset 'function' needs 'n'" in lines[3]
 
 
 def test_a_typo_in_a_sub_table_does_not_hide_a_key_missing_from_its_parent(tmp_path):
@@ -128,4 +128,4 @@ def test_a_typo_in_a_sub_table_does_not_hide_a_key_missing_from_its_parent(tmp_p
     lines = error_of(tmp_path, text).splitlines()
     assert lines[0] == "FILE: 2 problems:"
     assert "[data.split] unknown key 'vall'; did you mean 'val'?" in lines[1]
-    assert lines[2] == "  - FILE: [data] 'n' is required"
+    assert lines[2] == "  - FILE:5: [data]: dataset 'function' needs 'n'"

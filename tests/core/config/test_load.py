@@ -144,8 +144,8 @@ def test_the_memory_estimate_counts_weights_optimizer_state_data_and_activations
     (run,) = load(tmp_path, edit(BASE, "layers = [1, 4, 1]", "layers = [1, 1000, 1]")).runs
     parameters = 1000 + 1000 + 1000 + 1  # two weight matrices and two biases
     needed = 4 * parameters * 4 + 40 * 2 * 4 + 2 * 32 * 1002 * 4
-    assert check_memory(run, limit=needed) is None
-    message = check_memory(run, limit=needed - 1)
+    assert check_memory(run, needed, (40, 2 * 4)) is None
+    message = check_memory(run, needed - 1, (40, 2 * 4))
     assert message.startswith(
         "[model] layers = [1, 1000, 1] has 3.0e+03 parameters (47 KiB of weights"
     )

@@ -59,9 +59,10 @@ def test_a_whole_run_mistake_is_one_line_naming_the_file_and_tables(tmp_path, ca
 def test_integers_are_fine_where_numbers_are_expected(tmp_path):
     text = edit(BASE, "n = 40", "n = 40\nrange = [-2, 2]\nnoise = 0\nsplit = { val = 0 }")
     (run,) = load(tmp_path, text + "probes = [1, 2]\n").runs
-    assert run.data.range == (-2.0, 2.0) and run.data.noise == 0.0
+    data = run.data.params
+    assert data["range"] == [-2.0, 2.0] and data["noise"] == 0.0
     assert run.train.probes == [1.0, 2.0]
-    assert all(isinstance(v, float) for v in (*run.data.range, run.data.noise, *run.train.probes))
+    assert all(isinstance(v, float) for v in (*data["range"], data["noise"], *run.train.probes))
 
 
 def test_defaults_are_filled_in_for_what_the_file_leaves_out(tmp_path):
@@ -69,7 +70,7 @@ def test_defaults_are_filled_in_for_what_the_file_leaves_out(tmp_path):
     assert run.train.batch_size == 32 and run.train.shuffle is False
     assert run.train.early_stopping is None and run.train.grad_clip is None
     assert run.train.log_every == 1 and run.train.checkpoint_every is None
-    assert run.data.split.val == 0.0 and run.data.range == (-1.0, 1.0)
+    assert run.data.split.val == 0.0 and run.data.params["range"] == [-1.0, 1.0]
     assert run.model.activation.name == "sigmoid" and run.loss.name == "mse"
     assert (run.experiment.task, run.experiment.device, run.experiment.dtype) == (
         "train",

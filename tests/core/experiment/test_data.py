@@ -5,7 +5,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nnrun.experiment.data import function_dataset, minibatches, split, split_dataset
+from nnrun.experiment import data
+from nnrun.experiment.data import minibatches, split
+
+
+def function_dataset(fn, n, low, high, noise, generator, dtype=torch.float32, device="cpu"):
+    """One input and one output: `fn` of the (n,) column, the data on `device`."""
+    x, y = data.function_dataset([lambda x: fn(x[:, 0])], n, [(low, high)], noise, generator, dtype)
+    return x.to(device), y.to(device)
+
+
+def split_dataset(x, y, val, generator):
+    parts = split(x, y, {"val": val}, generator)
+    return (*parts["train"], *parts["val"])
 
 
 def gen(seed: int = 0) -> torch.Generator:

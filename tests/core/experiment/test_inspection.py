@@ -154,6 +154,7 @@ def test_plugins_json_lists_components_with_hyperparameters_and_provenance():
         "optimizers",
         "schedulers",
         "solvers",
+        "datasets",
         "metrics",
     }
     by_name = {(kind, c["name"]): c for kind, cs in listing["components"].items() for c in cs}
@@ -162,6 +163,7 @@ def test_plugins_json_lists_components_with_hyperparameters_and_provenance():
     assert adam["hyperparameters"]["eps"] == 1e-08 and adam["required"] == []
     assert by_name["schedulers", "step"]["required"] == ["step_size"]
     assert by_name["solvers", "quadratic_descent"]["required"] == ["a", "b", "c"]
+    assert by_name["datasets", "csv"]["required"] == ["path"]
     assert {(c["distribution"], c["version"]) for c in by_name.values()} == {
         ("nnrun", nnrun.__version__)
     }
