@@ -113,11 +113,8 @@ def confusion_figure(
         ):
             image = ax.imshow(values.numpy(), cmap="Blues", vmin=0)
             fig.colorbar(image, ax=ax, shrink=0.8)
-            ax.set(
-                title=f"{run}: {split} split ({total} samples), {kind}",
-                xlabel="predicted class",
-                ylabel="true class",
-            )
+            ax.set_title(f"{run}: {kind}\n{split} split ({total} samples)", fontsize="medium")
+            ax.set(xlabel="predicted class", ylabel="true class")
             ticks = range(len(classes))
             ax.set_xticks(ticks, labels=list(classes), rotation=45 if size > 4 else 0)
             ax.set_yticks(ticks, labels=list(classes))

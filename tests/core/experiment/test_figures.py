@@ -202,7 +202,8 @@ def test_confusion_shows_counts_and_rows_normalised_for_each_run(tmp_path):
     cells = [t.get_text() for t in images[0].texts]
     assert cells[:3] == ["3", "1", "0"] and "0.75" in [t.get_text() for t in images[1].texts]
     assert [t.get_text() for t in images[0].get_xticklabels()] == ["cat", "dog", "eel"]
-    assert "a: test split (12 samples)" in images[0].get_title()
+    assert images[0].get_title() == "a: counts\ntest split (12 samples)"
+    assert images[1].get_title() == "a: normalised by true class\ntest split (12 samples)"
     path = figures.plot_confusion(matrices, tmp_path / "confusion.png")
     assert matplotlib.image.imread(path).shape == (800, 900, 4)  # two 4-inch rows, 9 wide
 
