@@ -203,7 +203,9 @@ def _loss(run: RunConfig, registry: Registry, data: LoadedData) -> list[Problem]
         bump = torch.arange(1, outputs + 1, dtype=torch.float64)
         low, high = loss.forward(pred, target), loss.forward(pred + bump, target)
     except (NnrunError, ValueError, TypeError, RuntimeError) as error:
-        hint = "; use 'cross_entropy'" if task == "classification" else ""
+        hint = ""
+        if task == "classification":  # one logit is the two-class form bce_with_logits takes
+            hint = "; use 'bce_with_logits'" if outputs == 1 else "; use 'cross_entropy'"
         return [
             (
                 ("loss", "name"),
