@@ -469,17 +469,17 @@ COMPONENT_LINE.update(
         "unknown metric": (
             BASE + 'metrics = ["acuracy"]\n',
             "metrics =",
-            r"\[train\.metrics\] 'acuracy': unknown metric 'acuracy'; did you mean 'accuracy'\?",
+            r"\[train\] metrics: unknown metric 'acuracy'; did you mean 'accuracy'\?",
         ),
         "metric's own check": (
             BASE + 'metrics = [{ name = "top_k", k = 0 }]\n',
             "metrics =",
-            r"\[train\.metrics\] 'top_k': metric 'top_k': Invalid k: 0; k must be at least 1",
+            r"\[train\] metrics: metric 'top_k': Invalid k: 0; k must be at least 1",
         ),
         "metric hyperparameter of the wrong type": (
             BASE + 'metrics = [{ name = "top_k", k = 2.5 }]\n',
             "metrics =",
-            r"\[train\.metrics\] 'top_k': k = 2\.5: k: Input should be a valid integer",
+            r"\[train\] metrics: k = 2\.5: k: Input should be a valid integer",
         ),
         "classification metric on regression data": (
             BASE + 'metrics = ["mse", "accuracy"]\n',

@@ -44,6 +44,18 @@ def component_slots(run: RunConfig) -> list[tuple[str, str, ComponentSpec | None
     return out
 
 
+def listed_components(run: RunConfig) -> list[tuple[str, str, ComponentSpec]]:
+    """(kind, where, spec) for every entry of the run's component lists (`[train] metrics`);
+    `where` reads like "[train] metrics"."""
+    out = []
+    for kind, path in COMPONENT_LISTS:
+        specs: Any = run
+        for part in path:
+            specs = getattr(specs, part, None) if specs is not None else None
+        out += [(kind, f"[{path[0]}] {'.'.join(path[1:])}", spec) for spec in specs or []]
+    return out
+
+
 def _where(path: tuple[str, ...]) -> str:
     return f"[{path[0]}] {path[1]}" if path[0] == "model" else f"[{'.'.join(path)}]"
 
@@ -63,14 +75,12 @@ def resolve_components(
         if filled is not None:
             updates[path] = _respec(spec, filled)
     for kind, path in COMPONENT_LISTS:
-        specs: Any = run
-        for part in path:
-            specs = getattr(specs, part, None) if specs is not None else None
+        entries = [(where, spec) for k, where, spec in listed_components(run) if k == kind]
         checked = [
-            _checked(registry, kind, s.to_dict(), f"[{'.'.join(path)}] {s.name!r}", path, problems)
-            for s in specs or []
+            _checked(registry, kind, spec.to_dict(), where, path, problems)
+            for where, spec in entries
         ]
-        if specs:
+        if entries:
             updates[path] = [ComponentSpec(**values) for values in checked if values is not None]
     solver = run.solver
     if solver is not None and solver.optimizer is not None and solver.params.get("lr") is not None:
@@ -165,7 +175,7 @@ def component_problems(
                     isinstance(item, dict) and isinstance(item.get("name"), str)
                 ):
                     spec = as_spec(item)
-                    where = f"[{'.'.join(path)}] {spec['name']!r}"
+                    where = f"[{path[0]}] {'.'.join(path[1:])}"
                     _checked(registry, kind, spec, where, path, problems)
     data = tables.get("data")
     if task == "train" and isinstance(data, dict) and isinstance(data.get("kind", "function"), str):

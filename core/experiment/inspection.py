@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nnrun.config.resolve import component_slots
+from nnrun.config.resolve import component_slots, listed_components
 from nnrun.hyperparameters import hyperparameters
 from nnrun.registry import Registry
 
@@ -117,7 +117,7 @@ def describe_experiment(file: Path, overrides: Iterable[str] = ()) -> str:
     experiment = load_experiment(file, overrides, registry=registry)
     lines = [f"# {file}: {len(experiment.runs)} run(s), all valid. Components come from:"]
     for run in experiment.runs:
-        for kind, where, spec in component_slots(run):
+        for kind, where, spec in [*component_slots(run), *listed_components(run)]:
             if spec is not None:
                 provider = registry.component(kind, spec.name).provider
                 line = f"#   {where} {spec.name!r} <- {provider}"
