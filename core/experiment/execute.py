@@ -172,6 +172,8 @@ def model_file(run: RunConfig, model: Any, data: Any) -> dict[str, Any]:
         "targets": list(data.targets),
         "classes": list(data.classes),
         "standardization": None if standardization is None else standardization.to_dict(),
+        # predict reads its CSV the way the training file was read
+        "delimiter": str((run.data.params if run.data else {}).get("delimiter", ",")),
     }
 
 

@@ -78,7 +78,7 @@ def predict(
     summary = directory.read_summary()
     name = _which_run(directory, summary, run)
     model = directory.load_model(name)
-    x = read_inputs(Path(input_csv), model["inputs"])
+    x = read_inputs(Path(input_csv), model["inputs"], model.get("delimiter", ","))
     network = load_network(model, registry if registry is not None else load_registry())
     outputs = network_outputs(model, network, x)
     return _csv_text(model, outputs)
@@ -101,10 +101,11 @@ def _which_run(directory: RunDirectory, summary: dict[str, Any], run: str | None
     return run
 
 
-def read_inputs(path: Path, inputs: list[str]) -> torch.Tensor:
+def read_inputs(path: Path, inputs: list[str], delimiter: str = ",") -> torch.Tensor:
     """(N, len(inputs)) float64 from a CSV file: with a header (a first line that is not all
     numbers), the input columns by name, in any order, other columns ignored; without one,
-    exactly the inputs' columns in the training order. Parsed by numpy's C reader."""
+    exactly the inputs' columns in the training order; cells split at `delimiter`, the training
+    file's. Parsed by numpy's C reader."""
     if not path.is_file():
         what = "no such file" if not path.exists() else "not a regular file"
         raise ConfigError(f"{path}: {what}")
@@ -116,7 +117,7 @@ def read_inputs(path: Path, inputs: list[str]) -> torch.Tensor:
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     if first is None:
         raise ConfigError(f"{path} is empty: it needs the input columns {', '.join(inputs)}")
-    cells = [c.strip() for c in next(csv.reader([lines[first]]))]
+    cells = [c.strip() for c in next(csv.reader([lines[first]], delimiter=delimiter))]
     header = not all(_is_number(c) for c in cells)
     if header:
         missing = [name for name in inputs if name not in cells]
@@ -141,7 +142,7 @@ def read_inputs(path: Path, inputs: list[str]) -> torch.Tensor:
     try:
         values = np.loadtxt(
             io.StringIO(text),
-            delimiter=",",
+            delimiter=delimiter,
             skiprows=start,
             usecols=columns,
             ndmin=2,
@@ -149,9 +150,8 @@ def read_inputs(path: Path, inputs: list[str]) -> torch.Tensor:
             comments=None,
         )
     except ValueError:
-        raise _bad_cell(
-            path, lines, start, len(cells), columns, cells if header else None
-        ) from None
+        names = cells if header else None
+        raise _bad_cell(path, lines, start, len(cells), columns, names, delimiter) from None
     if not np.isfinite(values).all():
         row = int(np.argwhere(~np.isfinite(values))[0, 0])
         raise ConfigError(f"{path}: row {row + 1} holds a value that is not finite")
@@ -165,12 +165,13 @@ def _bad_cell(
     width: int,
     columns: list[int],
     names: list[str] | None,
+    delimiter: str,
 ) -> ConfigError:
     """The first line numpy refused, and why, found by reading it again line by line."""
     for number in range(start, len(lines)):
         if not lines[number].strip():
             continue
-        cells = next(csv.reader([lines[number]]))
+        cells = next(csv.reader([lines[number]], delimiter=delimiter))
         if len(cells) != width:
             return ConfigError(
                 f"{path}, line {number + 1}: {len(cells)} cells where the first line has {width}"

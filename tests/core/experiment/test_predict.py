@@ -165,6 +165,7 @@ class Exploit:
         return (print, ("pwned",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_a_crafted_model_file_is_refused_without_running_it(tmp_path, trained, capfd):
     run_dir = _copy(trained[0], tmp_path)
     (run_dir / "models" / "fit.pt").write_bytes(pickle.dumps({"format": Exploit()}))
@@ -199,3 +200,41 @@ def test_force_deletes_the_models_and_refuses_a_foreign_file_among_them(tmp_path
     (run_dir / "models" / "notes.txt").unlink()
     nnrun.run_experiment(experiment, run_dir, force=True)
     assert sorted(p.name for p in (run_dir / "models").iterdir()) == ["fit.pt"]
+
+
+def test_the_input_csv_is_read_with_the_training_files_delimiter(tmp_path):
+    rows_ = "a;b;label\n" + "".join(
+        f"{i / 10};{1 - i / 10};{'yes' if i > 4 else 'no'}\n" for i in range(10)
+    )
+    (tmp_path / "train.csv").write_text(rows_)
+    (tmp_path / "e.toml").write_text(
+        textwrap.dedent(
+            """
+            [experiment]
+            name = "semi"
+            seed = 0
+            [data]
+            kind = "csv"
+            path = "train.csv"
+            delimiter = ";"
+            targets = "label"
+            task = "classification"
+            standardize = true
+            [model]
+            layers = [2, 4, 2]
+            [loss]
+            name = "cross_entropy"
+            [optimizer]
+            name = "adam"
+            lr = 0.05
+            [train]
+            epochs = 3
+            """
+        )
+    )
+    nnrun.run_experiment(nnrun.load_experiment(tmp_path / "e.toml"), tmp_path / "out")
+    result = invoke("predict", tmp_path / "out", tmp_path / "train.csv")
+    assert result.exit_code == 0, result.output
+    table = rows(result.stdout)
+    assert table[0] == ["prediction", "probability_no", "probability_yes"] and len(table) == 11
+    assert {r[0] for r in table[1:]} <= {"no", "yes"}
