@@ -215,6 +215,8 @@ def _run(
 
     registry = load_registry()
     experiment = load_experiment(file, overrides, registry=registry, seed=seed)
+    for note in experiment.notes:  # e.g. the bad rows a CSV file's on_bad_rows = "skip" left out
+        click.echo(f"nnrun: {note}", err=True)
     quiet_reporter = QuietReporter(announce=quiet) if quiet or as_json else None
     summary = run_experiment(
         experiment,

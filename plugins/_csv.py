@@ -1,6 +1,6 @@
 """CSV reading for the `csv` dataset: vectorised, and exact about what is wrong where.
 
-The file is read in chunks of lines; numpy's C parser (`np.loadtxt`) turns each chunk into an array
+The file is read in chunks of whole lines; numpy's C parser (`np.loadtxt`) turns each chunk into an array
 written into one array preallocated from the file's line count, so no Python object is built per
 cell and the peak memory stays near the result's size (benchmarks/csv_load.py measures it). Only a
 chunk the fast path refuses (a bad cell, a ragged row, a quoted field) is read again line by line
@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import torch
@@ -20,7 +24,7 @@ import torch
 from nnrun.errors import ConfigError, suggest
 
 #: Bytes of lines parsed at a time.
-CHUNK_BYTES = 4 << 20
+CHUNK_BYTES = 1 << 20
 #: Cells that mean "no value" (compared without case), reported as missing rather than as text.
 MISSING = frozenset({"na", "n/a", "nan", "null", "none", "?"})
 QUOTE = '"'
@@ -94,14 +98,9 @@ class _Reader:
         y = np.empty((0 if self.labels else upper, len(self.y_columns)), dtype=self.dtype)
         found: list[np.ndarray] = []
         rows = 0
-        pending = [] if header else [first]
         number = number + 1 if header else number
-        while True:
-            lines = pending + file.readlines(CHUNK_BYTES)
-            pending = []
-            if not lines:
-                break
-            values, label = self._chunk(lines, number)
+        for text in _chunks(file, "" if header else first):
+            values, label = self._chunk(text, number)
             if rows + len(values) > len(x):  # more rows than lines counted: a file mixing endings
                 x = np.concatenate([x, np.empty_like(x, shape=(len(values), x.shape[1]))])
                 if not self.labels:
@@ -112,7 +111,7 @@ class _Reader:
             else:
                 y[rows : rows + len(values)] = values[:, len(self.x_columns) :]
             rows += len(values)
-            number += len(lines)
+            number += text.count("\n")
         if rows == 0:
             what = "a header line but no data rows" if header else "no data rows"
             extra = f" ({self.skipped} bad rows skipped)" if self.skipped else ""
@@ -197,33 +196,54 @@ class _Reader:
     def _column(self, index: int) -> str:
         return f"column {self.names[index]!r}" if self.header else f"column {index}"
 
-    def _chunk(self, lines: list[str], first: int) -> tuple[np.ndarray, np.ndarray | None]:
+    def _chunk(self, text: str, first: int) -> tuple[np.ndarray, np.ndarray | None]:
         try:
-            return self._fast(lines)
+            return self._fast(text)
         except (_Refused, ValueError):
-            return self._careful(lines, first)
+            return self._careful(text.split("\n"), first)
 
-    def _fast(self, lines: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
-        text = "".join(lines)
+    def _fast(self, text: str) -> tuple[np.ndarray, np.ndarray | None]:
         if QUOTE in text:
             raise _Refused
         d = self.delimiter
-        values = np.loadtxt(
-            lines, dtype=self.dtype, delimiter=d, comments=None, usecols=self.numeric, ndmin=2
-        )
-        # every row has exactly width cells (loadtxt only looks at the columns it uses)
-        if text.count(self.delimiter) != (self.width - 1) * len(values):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data": a chunk of blank lines
+            values = np.loadtxt(
+                io.StringIO(text),
+                dtype=self.dtype,
+                delimiter=d,
+                comments=None,
+                usecols=self.numeric,
+                ndmin=2,
+            )
+        if not self._every_row_full(text):
             raise _Refused
         if not np.isfinite(values).all():
             raise _Refused
         if not self.labels:
             return values, None
         label = np.char.strip(
-            np.loadtxt(lines, dtype=str, delimiter=d, comments=None, usecols=self.y_columns[0])
+            np.loadtxt(
+                io.StringIO(text), dtype=str, delimiter=d, comments=None, usecols=self.y_columns[0]
+            )
         )
         if len(label) != len(values) or (label == "").any():
             raise _Refused
         return values, label
+
+    def _every_row_full(self, text: str) -> bool:
+        """Whether every line of `text` has width cells (loadtxt only looks at the columns it
+        uses): its delimiters counted per line, vectorised; a blank line sends the chunk to the
+        careful path, which skips it."""
+        if len(self.delimiter.encode()) != 1:  # a delimiter past ASCII: count in the text
+            return text.count(self.delimiter) == (self.width - 1) * text.count("\n")
+        raw = np.frombuffer(text.encode(), dtype=np.uint8)
+        ends = np.flatnonzero(raw == 10)
+        if len(ends) == 0 or ends[-1] != len(raw) - 1:  # the file's last line has no newline
+            ends = np.append(ends, len(raw))
+        before = np.concatenate([[0], np.cumsum(raw == ord(self.delimiter), dtype=np.int64)])
+        per_line = np.diff(before[ends], prepend=0)
+        return bool((per_line == self.width - 1).all())
 
     def _careful(self, lines: list[str], first: int) -> tuple[np.ndarray, np.ndarray | None]:
         """The chunk line by line: the first bad row is an error (or each is skipped)."""
@@ -266,6 +286,20 @@ class _Reader:
         if self.labels and not cells[self.y_columns[0]].strip():
             return f", {self._column(self.y_columns[0])}: the label is empty"
         return ""
+
+
+def _chunks(file: TextIO, first: str) -> Iterator[str]:
+    """The file's text from where `file` stands, `first` before it, in pieces of whole lines of
+    about CHUNK_BYTES (text mode has made every line end in \\n)."""
+    rest = first
+    while block := file.read(CHUNK_BYTES):
+        text = rest + block
+        cut = text.rfind("\n") + 1
+        text, rest = text[:cut], text[cut:]
+        if text:
+            yield text
+    if rest:
+        yield rest
 
 
 def _count_lines(path: Path) -> int:

@@ -4,6 +4,8 @@ checks each message and its line, `tests/test_check_run_agree.py` that `nnrun ch
 
 from __future__ import annotations
 
+from pathlib import Path
+
 BASE = """\
 [experiment]
 name = "schema"
@@ -486,6 +488,137 @@ COMPONENT_LINE.update(
             "metrics =",
             r"\[train\] metrics: 'accuracy' is a metric for classification, and this run's data "
             r"is regression; regression takes 'mae', 'mse', 'r2'",
+        ),
+    }
+)
+
+
+# Datasets read from files: the repository's iris CSV, and a copy of it with one bad cell.
+DATA = Path(__file__).resolve().parent / "data"
+IRIS = Path(__file__).resolve().parents[1] / "examples" / "data" / "iris.csv"
+CSV = f"""\
+[experiment]
+name = "csv"
+seed = 0
+
+[data]
+kind = "csv"
+path = "{IRIS}"
+targets = "species"
+task = "classification"
+
+[model]
+layers = [4, 8, 3]
+
+[loss]
+name = "cross_entropy"
+
+[optimizer]
+name = "sgd"
+lr = 0.1
+
+[train]
+epochs = 1
+"""
+
+COMPONENT_LINE.update(
+    {
+        "a bad CSV cell": (
+            edit(CSV, str(IRIS), str(DATA / "iris_bad_cell.csv")),
+            "path =",
+            r"\[data\] iris_bad_cell\.csv line 17, column 'sepal_width': 'abc' is not a number "
+            r"\(or set on_bad_rows = \"skip\" to leave such rows out\)",
+        ),
+        "no such CSV file": (
+            edit(CSV, str(IRIS), "missing.csv"),
+            "path =",
+            r"\[data\] path = 'missing\.csv': there is no file '.*missing\.csv'",
+        ),
+        "a folder for a CSV file": (
+            edit(CSV, str(IRIS), str(DATA)),
+            "path =",
+            r"\[data\] path = '.*data': '.*data' is not a regular file",
+        ),
+        "a CSV column that is not there": (
+            edit(CSV, 'targets = "species"', 'targets = "specis"'),
+            "targets =",
+            r"iris\.csv has no column 'specis'; did you mean 'species'\?",
+        ),
+        "last width is not the number of classes": (
+            edit(CSV, "layers = [4, 8, 3]", "layers = [4, 8, 2]"),
+            "layers =",
+            r"\[model\] layers = \[4, 8, 2\]: \[data\] kind = 'csv' has 3 classes \(setosa, "
+            r"versicolor, virginica\), so the last width must be 3, one output \(logit\) per class",
+        ),
+        "first width is not the number of inputs": (
+            edit(CSV, "layers = [4, 8, 3]", "layers = [3, 8, 3]"),
+            "layers =",
+            r"has 4 input\(s\) \(sepal_length, sepal_width, petal_length, petal_width\), so the "
+            r"first width must be 4",
+        ),
+        "mse on class labels": (
+            edit(CSV, 'name = "cross_entropy"', 'name = "mse"'),
+            'name = "mse"',
+            r"\[loss\] 'mse' cannot score this run's predictions against classification "
+            r"targets: .*; use 'cross_entropy'",
+        ),
+        "unknown dataset kind": (
+            edit(CSV, 'kind = "csv"', 'kind = "CSV"'),
+            'kind = "CSV"',
+            r"\[data\]: unknown dataset 'CSV'; did you mean 'csv'\?",
+        ),
+        "unknown CSV option": (
+            edit(CSV, 'task = "classification"', 'task = "classification"\nheaders = false'),
+            "headers =",
+            r"dataset 'csv' does not take 'headers'; did you mean 'header'\?",
+        ),
+        "unknown bad-row policy": (
+            edit(CSV, 'task = "classification"', 'task = "classification"\non_bad_rows = "drop"'),
+            "on_bad_rows =",
+            r"\[data\]: on_bad_rows = 'drop': on_bad_rows: Input should be 'error' or 'skip'",
+        ),
+        "unknown sklearn dataset": (
+            edit(
+                edit(CSV, f'path = "{IRIS}"\ntargets = "species"\ntask = "classification"\n', ""),
+                'kind = "csv"',
+                'kind = "sklearn"\ndataset = "mnist"',
+            ),
+            "dataset =",
+            r"\[data\]: dataset = 'mnist': dataset: Input should be 'digits', 'iris', 'wine', "
+            r"'breast_cancer' or 'diabetes'",
+        ),
+        "shares that leave no training data": (
+            edit(
+                CSV,
+                'task = "classification"',
+                'task = "classification"\nsplit = { val = 0.5, test = 0.5 }',
+            ),
+            "split =",
+            r"\[data\.split\] val = 0\.5 and test = 0\.5 leave nothing for training",
+        ),
+        "probes with two inputs": (
+            edit(
+                edit(BASE, 'expr = "x**2"', 'inputs = 2\nexpr = "x0 * x1"'),
+                "layers = [1, 4, 1]",
+                "layers = [2, 4, 1]",
+            )
+            + "probes = [0.5]\n",
+            "probes =",
+            r"\[train\] probes are single inputs .* \[data\] kind = 'function' has 2 input\(s\) "
+            r"and 1 output\(s\)",
+        ),
+        "probes on standardized inputs": (
+            edit(BASE, "n = 40", "n = 40\nstandardize = true") + "probes = [0.5]\n",
+            "probes =",
+            r"\[train\] probes are inputs in the data's own units",
+        ),
+        "x in an expression of two inputs": (
+            edit(
+                edit(BASE, 'expr = "x**2"', 'inputs = 2\nexpr = "x**2"'), "[1, 4, 1]", "[2, 4, 1]"
+            ),
+            "expr =",
+            r"\[data\]: dataset 'function': expr: invalid expression 'x\*\*2': unknown name 'x' "
+            r"\(the input variables are x0, x1\)",
         ),
     }
 )

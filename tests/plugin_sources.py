@@ -17,3 +17,28 @@ class SignSGD(nnrun.Optimizer):
 def register_optimizers(register):
     register("signsgd", SignSGD)
 """
+
+THIRD_PARTY_DATASET = """
+import torch
+import nnrun
+
+class Checkerboard(nnrun.Dataset):
+    '''n points in the unit square, labelled by which square of a size x size board they are on.'''
+
+    def __init__(self, n: int, size: int = 2):
+        if n < 1:
+            raise ValueError(f"Invalid n: {n}")
+        self.n, self.size = n, size
+
+    def load(self, context):
+        x = torch.rand(self.n, 2, generator=context.generator, dtype=torch.float64)
+        cells = (x * self.size).floor().to(torch.int64)
+        y = (cells[:, 0] + cells[:, 1]) % 2
+        return nnrun.LoadedData(
+            x.to(context.dtype), y, ("u", "v"), ("colour",), "classification", ("black", "white")
+        )
+
+@nnrun.hookimpl
+def register_datasets(register):
+    register("checkerboard", Checkerboard)
+"""

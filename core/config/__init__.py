@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nnrun.config.compose import Override, compose, read_source
-from nnrun.config.fit import available_memory, check_fit
+from nnrun.config.fit import available_memory, check_fit, data_notes
 from nnrun.config.resolve import component_problems, resolve_components
 from nnrun.config.schema import ComponentSpec, RunConfig
 from nnrun.config.validate import Located, line_for, validate_run
@@ -25,6 +25,7 @@ class Experiment:
     path: Path
     runs: list[RunConfig]
     overrides: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what loading the data reported (skipped rows)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved experiment as TOML-ready data; loading it again gives the same runs."""
@@ -80,7 +81,10 @@ def load_experiment(
             runs.append(run)
     if found:
         raise ConfigError(_with_overrides(_report(path, found, len(composed)), overrides))
-    return Experiment(str(experiment["name"]), int(experiment["seed"]), path, runs, overrides)
+    notes = data_notes(runs, registry)
+    return Experiment(
+        str(experiment["name"]), int(experiment["seed"]), path, runs, overrides, notes
+    )
 
 
 def _report(path: Path, found: dict[Located, list[str]], runs: int) -> str:

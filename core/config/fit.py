@@ -54,6 +54,20 @@ def check_fit(run: RunConfig, registry: Registry, memory: int | None = None) -> 
     return problems
 
 
+def data_notes(runs: list[RunConfig], registry: Registry) -> list[str]:
+    """What loading each distinct dataset reported ("skipped 3 bad rows of x.csv"), once each."""
+    from nnrun.experiment.assemble import load_data
+
+    notes: list[str] = []
+    for run in runs:
+        if run.data is not None and run.model is not None:
+            for note in load_data(run, registry)[0].notes:
+                line = f"[data] kind {run.data.kind!r}: {note}"
+                if line not in notes:
+                    notes.append(line)
+    return notes
+
+
 def _values(data: LoadedData) -> int:
     """Numbers per sample in x and y together."""
     return data.x.shape[1] + (data.y.shape[1] if data.y.dim() == 2 else 1)

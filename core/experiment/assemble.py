@@ -41,7 +41,9 @@ def load_data(run: RunConfig, registry: Registry) -> tuple[LoadedData, torch.Gen
     assert spec is not None  # a train run has [data] (RunConfig checks)
     dataset = build(registry, "datasets", spec.spec())
     files = tuple(_stamp(spec.params.get(key)) for key in type(dataset).paths)
-    key = (json.dumps(spec.spec(), sort_keys=True), settings.seed, settings.dtype, files)
+    cls = type(dataset)
+    plugin = (cls.__module__, cls.__qualname__, id(cls))  # two plugins may share a name
+    key = (plugin, json.dumps(spec.spec(), sort_keys=True), settings.seed, settings.dtype, files)
     if key in _LOADED:
         _LOADED.move_to_end(key)
         loaded, state = _LOADED[key]
@@ -145,6 +147,7 @@ def make_data(run: RunConfig, registry: Registry | None = None) -> Data:
         loaded.classes,
         scaling,
         spec.kind,
+        loaded.notes,
     )
 
 

@@ -201,6 +201,7 @@ class Data:
     classes: tuple[str, ...] = ()
     standardization: Standardization | None = None
     kind: str = "function"
+    notes: tuple[str, ...] = ()  # what loading reported, e.g. bad rows skipped
 
     def metadata(self) -> dict[str, Any]:
         """Plain JSON: what the data is and how it was split (for the run directory)."""
@@ -218,6 +219,7 @@ class Data:
             "standardization": (
                 self.standardization.to_dict() if self.standardization is not None else None
             ),
+            "notes": list(self.notes),
         }
 
 

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nnrun.config.resolve import component_slots, listed_components
+from nnrun.config.schema import ComponentSpec, RunConfig
 from nnrun.hyperparameters import hyperparameters
 from nnrun.registry import Registry
 
@@ -116,14 +117,59 @@ def describe_experiment(file: Path, overrides: Iterable[str] = ()) -> str:
     registry = load_registry()
     experiment = load_experiment(file, overrides, registry=registry)
     lines = [f"# {file}: {len(experiment.runs)} run(s), all valid. Components come from:"]
+    data_lines: list[str] = []
     for run in experiment.runs:
-        for kind, where, spec in [*component_slots(run), *listed_components(run)]:
+        slots = [*component_slots(run), *listed_components(run)]
+        if run.data is not None:
+            slots.insert(0, ("datasets", "[data] kind", ComponentSpec(name=run.data.kind)))
+            for line in describe_data(run, registry):
+                if line not in data_lines:
+                    data_lines.append(line)
+        for kind, where, spec in slots:
             if spec is not None:
                 provider = registry.component(kind, spec.name).provider
                 line = f"#   {where} {spec.name!r} <- {provider}"
                 if line not in lines:
                     lines.append(line)
+    if data_lines:
+        lines += ["# Data:", *data_lines]
     return "\n".join(lines) + "\n\n" + tomli_w.dumps(toml_ready(experiment.to_dict()))
+
+
+def describe_data(run: RunConfig, registry: Registry) -> list[str]:
+    """What the run's dataset holds, as `nnrun check` prints it: samples per split, inputs, and
+    the task with its outputs or classes (loaded once, as the validation pass already did)."""
+    from nnrun.experiment.assemble import load_data
+    from nnrun.experiment.data import split_indices
+
+    assert run.data is not None
+    loaded, generator = load_data(run, registry)
+    n, shares = len(loaded.x), run.data.split.shares()
+    labels = loaded.y if loaded.task == "classification" else None
+    parts = split_indices(n, shares, generator, labels) if shares else {"train": range(n)}
+    sizes = ", ".join(f"{name} {len(index)}" for name, index in parts.items())
+    kind = run.data.kind
+    lines = [
+        f"#   [data] kind {kind!r}: {n} samples ({sizes}), {len(loaded.inputs)} input(s): "
+        f"{_names(loaded.inputs)}",
+    ]
+    if loaded.task == "classification":
+        lines.append(
+            f"#   [data] kind {kind!r}: classification into {len(loaded.classes)} classes: "
+            f"{_names(loaded.classes)}"
+        )
+    else:
+        lines.append(
+            f"#   [data] kind {kind!r}: regression of {len(loaded.targets)} output(s): "
+            f"{_names(loaded.targets)}"
+        )
+    lines += [f"#   [data] kind {kind!r}: {note}" for note in loaded.notes]
+    return lines
+
+
+def _names(names: tuple[str, ...], most: int = 10) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f", ... ({len(names) - most} more)" if len(names) > most else "")
 
 
 def comparison_table(run_dirs: Iterable[Path]) -> Table:

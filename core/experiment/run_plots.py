@@ -72,7 +72,10 @@ def _plot_fit(directory: RunDirectory, runs: list[Any], registry: Registry) -> P
         torch.cat([data.train[0]] + ([data.val[0]] if data.val else [])),
         torch.cat([data.train[1]] + ([data.val[1]] if data.val else [])),
     )
-    low, high = first.data.params["range"]
+    params = first.data.params
+    span, expr = params["range"], params["expr"]
+    low, high = span[0] if isinstance(span[0], list) else span  # one input: [low, high] or [[...]]
+    expr = expr[0] if isinstance(expr, list) else expr
     grid = torch.linspace(low, high, 200, dtype=x.dtype, device=x.device)[:, None]
     predictions = {}
     for run in runs:
@@ -89,7 +92,7 @@ def _plot_fit(directory: RunDirectory, runs: list[Any], registry: Registry) -> P
     return plot_fit(
         x[:, 0].cpu(),
         y[:, 0].cpu(),
-        compile_expression(first.data.params["expr"]),
+        compile_expression(expr),
         predictions,
         directory.path / "fit.png",
     )

@@ -162,3 +162,17 @@ def test_an_expr_that_overflows_the_runs_dtype_is_refused(tmp_path, dtype, refus
     else:
         (run,) = load(tmp_path, text).runs
         assert run.experiment.dtype == "float64"
+
+
+def test_the_memory_check_weighs_the_data_a_csv_file_loaded(tmp_path):
+    """A CSV's size is known only once it is read: the check after loading counts its tensors."""
+    from bad_experiments import CSV
+
+    (run,) = load(tmp_path, CSV).runs
+    # 150 samples of 4 inputs and 1 label, counted at the run's float32 size
+    parameters, needed = fit.memory_bytes(run, (150, (4 + 1) * 4))
+    assert parameters == 4 * 8 + 8 + 8 * 3 + 3
+    problems = fit.check_fit(run, registry(), memory=needed - 1)
+    ((where, message),) = problems
+    assert where == ("model", "layers") and "the data (150 samples) takes 3 KiB" in message
+    assert fit.check_fit(run, registry(), memory=needed) == []

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 import torch
 
@@ -235,3 +238,121 @@ def test_unshuffled_minibatches_are_views_not_copies():
 def test_invalid_batching_is_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         list(minibatches(*numbered(10), **kwargs))
+
+
+# ---------------------------------------------------------------- stratified splits
+
+
+@pytest.mark.parametrize(
+    "counts, shares",
+    [
+        ([50, 50, 50], {"val": 0.2, "test": 0.2}),
+        ([90, 9, 1], {"val": 0.1}),  # a rare class keeps its one sample for training
+        ([7, 13, 31, 2], {"val": 0.15, "test": 0.3}),
+    ],
+)
+def test_a_stratified_split_gives_each_class_its_share_within_one_sample(counts, shares):
+    labels = torch.cat([torch.full((c,), i) for i, c in enumerate(counts)])
+    labels = labels[torch.randperm(len(labels), generator=gen(5))]
+    parts = data.split_indices(len(labels), shares, gen(), labels)
+    for name, share in shares.items():
+        got = torch.bincount(labels[parts[name]], minlength=len(counts)).tolist()
+        for have, count in zip(got, counts):
+            assert abs(have - share * count) <= 1, (name, got, counts)
+    train = torch.bincount(labels[parts["train"]], minlength=len(counts))
+    assert (train >= 1).all()  # every class is seen in training
+    everything = torch.cat(list(parts.values()))
+    assert torch.equal(everything.sort().values, torch.arange(len(labels)))
+
+
+def test_a_stratified_split_is_seeded_and_mixes_the_classes():
+    labels = torch.arange(200) % 4
+    first = data.split_indices(200, {"val": 0.25}, gen(1), labels)
+    again = data.split_indices(200, {"val": 0.25}, gen(1), labels)
+    other = data.split_indices(200, {"val": 0.25}, gen(2), labels)
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not torch.equal(first["val"], other["val"])
+    assert len(set(labels[first["val"][:8]].tolist())) > 1  # not one class after another
+
+
+def test_a_stratified_split_too_small_for_a_part_is_refused():
+    with pytest.raises(ValueError, match="too few to give val one sample of a class"):
+        data.split_indices(3, {"val": 0.1}, gen(), torch.tensor([0, 1, 2]))
+
+
+# ---------------------------------------------------------------- standardization
+
+
+def test_standardization_matches_sklearns_standard_scaler():
+    preprocessing = pytest.importorskip("sklearn.preprocessing")
+    x = torch.randn(300, 4, generator=gen(), dtype=torch.float64) * torch.tensor([1, 5, 0.1, 2])
+    x[:, 3] = 7.0  # a constant input: sklearn, like nnrun, keeps its scale 1
+    scaler = preprocessing.StandardScaler().fit(x.numpy())
+    ours = data.Standardization.fit(x)
+    np.testing.assert_allclose(ours.mean.numpy(), scaler.mean_, rtol=1e-12)
+    np.testing.assert_allclose(ours.std.numpy(), scaler.scale_, rtol=1e-12)
+    np.testing.assert_allclose(ours.apply(x).numpy(), scaler.transform(x.numpy()), atol=1e-12)
+
+
+def test_standardization_survives_plain_json():
+    x = torch.randn(50, 3, generator=gen(), dtype=torch.float64)
+    fitted = data.Standardization.fit(x)
+    again = data.Standardization.from_dict(json.loads(json.dumps(fitted.to_dict())))
+    assert torch.equal(again.apply(x.float()), fitted.apply(x.float()))
+    with pytest.raises(ValueError, match="positive std"):
+        data.Standardization.from_dict({"mean": [0.0], "std": [0.0]})
+
+
+STANDARDIZED = """\
+[experiment]
+name = "scaled"
+seed = 4
+
+[data]
+kind = "function"
+inputs = 2
+expr = "x0 + x1"
+range = [[10.0, 20.0], [-1.0, 1.0]]
+n = 200
+split = { val = 0.3, test = 0.2 }
+standardize = true
+
+[model]
+layers = [2, 4, 1]
+
+[optimizer]
+name = "sgd"
+lr = 0.01
+
+[train]
+epochs = 1
+"""
+
+
+def test_make_data_standardizes_with_the_training_split_alone(tmp_path):
+    from nnrun.config import load_experiment
+    from nnrun.experiment.assemble import make_data
+
+    path = tmp_path / "experiment.toml"
+    path.write_text(STANDARDIZED)
+    (run,) = load_experiment(path).runs
+    scaled = make_data(run)
+    raw = make_data(
+        run.model_copy(update={"data": run.data.model_copy(update={"standardize": False})})
+    )
+    assert [len(p[0]) for p in (scaled.train, scaled.val, scaled.test)] == [100, 60, 40]
+    x_train = raw.train[0].double()
+    torch.testing.assert_close(scaled.standardization.mean, x_train.mean(0), rtol=1e-12, atol=0)
+    torch.testing.assert_close(
+        scaled.standardization.std, x_train.std(0, correction=0), rtol=1e-12, atol=0
+    )
+    mean, std = x_train.mean(0), x_train.std(0, correction=0)
+    for part_scaled, part_raw in zip((scaled.val, scaled.test), (raw.val, raw.test)):
+        expected = ((part_raw[0].double() - mean) / std).float()
+        torch.testing.assert_close(part_scaled[0], expected, rtol=1e-6, atol=1e-6)
+        assert torch.equal(part_scaled[1], part_raw[1])  # targets are never scaled
+    # the training split is exactly standard; the held-out parts are not (no leak from them)
+    train_mean = scaled.train[0].double().mean(0)
+    torch.testing.assert_close(train_mean, torch.zeros(2, dtype=torch.float64), atol=1e-6, rtol=0)
+    assert scaled.metadata()["standardization"] == scaled.standardization.to_dict()
+    assert scaled.metadata()["samples"] == {"train": 100, "val": 60, "test": 40}
