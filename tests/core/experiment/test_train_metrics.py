@@ -206,3 +206,16 @@ def test_a_resumed_run_watching_a_metric_continues_bit_identically(registry):
 def test_a_watched_metric_the_trainer_does_not_compute_is_an_error(registry):
     with pytest.raises(ValueError, match="not among the metrics"):
         trainer(registry, {}, early_stopping=2, watch="r2")
+
+
+def test_check_names_each_metrics_provider(tmp_path):
+    from click.testing import CliRunner
+
+    from nnrun.cli import main
+
+    (tmp_path / "e.toml").write_text(textwrap.dedent(REGRESSION))
+    result = CliRunner().invoke(main, ["check", str(tmp_path / "e.toml")])
+    assert result.exit_code == 0, result.output
+    for name in ("mse", "mae", "r2"):
+        assert f"#   [train] metrics {name!r} <- nnrun " in result.stdout
+    assert 'metrics = [\n    { name = "mse" },' in result.stdout  # in the resolved config too
