@@ -2,8 +2,9 @@
 where every activation, loss, initializer, optimizer, scheduler, solver, dataset and metric is a
 plugin.
 
-Plugin authors need only `import nnrun` and `@nnrun.hookimpl`. The rest of the public API is loaded
-on first use, so that `import nnrun` stays cheap for the CLI and for plugins.
+Plugin authors need only `import nnrun` and `@nnrun.hookimpl`. The rest of the public API, the hook
+markers included (pluggy), is loaded on first use, so that `import nnrun` stays cheap for the CLI
+(`nnrun --help` imports no more than the exceptions) and for plugins.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from nnrun.errors import (
     PluginLoadWarning,
     UnknownComponentError,
 )
-from nnrun.hookspecs import hookimpl, hookspec
 
 __version__ = "0.1.0"
 
 # Public name -> module that defines it (imported lazily: these pull in torch).
 _LAZY = {
+    "hookimpl": "nnrun.hookspecs",
+    "hookspec": "nnrun.hookspecs",
+    "PLUGIN_API": "nnrun.hookspecs",
     "Parameter": "nnrun.parameter",
     "Linear": "nnrun.layers",
     "MLP": "nnrun.model",
@@ -41,6 +44,7 @@ _LAZY = {
     "LoadedData": "nnrun.dataset",
     "Metric": "nnrun.metric",
     "Descent": "nnrun.solver",
+    "InnerOptimizer": "nnrun.factory",
     "Registry": "nnrun.registry",
     "PluginHost": "nnrun.loading",
     "load_registry": "nnrun.loading",
@@ -57,8 +61,6 @@ __all__ = [
     "PluginLoadWarning",
     "UnknownComponentError",
     "__version__",
-    "hookimpl",
-    "hookspec",
     *_LAZY,
 ]
 

@@ -8,7 +8,7 @@ Heavy imports (torch, the plugins) happen inside the commands, so `nnrun --help`
 from __future__ import annotations
 
 import functools
-import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,13 +22,47 @@ from nnrun.errors import NnrunError
 EXIT_BAD_INPUT, EXIT_RUN_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
 
+NO_PLUGINS_FLAG = "--no-plugins"
+
+
+def _no_plugins(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """Set through the environment, so that the `--jobs` workers load the same plugins."""
+    if value:
+        from nnrun.loading import NO_PLUGINS
+
+        os.environ[NO_PLUGINS] = "1"
+
+
+NO_PLUGINS_OPTION: dict[str, Any] = {
+    "is_flag": True,
+    "expose_value": False,
+    "callback": _no_plugins,
+    "help": "Load nnrun's built-ins only, no third-party plugin (NNRUN_NO_PLUGINS=1).",
+}
+
+
 class DefaultToRun(click.Group):
-    """`nnrun FILE ...` means `nnrun run FILE ...`; subcommands are matched first."""
+    """`nnrun FILE ...` means `nnrun run FILE ...`; subcommands are matched first. Every command
+    takes `--no-plugins` too, before or after its name."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
-            args = ["run", *args]
+        first = next((i for i, arg in enumerate(args) if arg != NO_PLUGINS_FLAG), len(args))
+        if (
+            first < len(args)
+            and args[first] not in self.commands
+            and args[first]
+            not in (
+                "--help",
+                "-h",
+                "--version",
+            )
+        ):
+            args = [*args[:first], "run", *args[first:]]
         return super().parse_args(ctx, args)
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        cmd.params.append(click.Option([NO_PLUGINS_FLAG], **NO_PLUGINS_OPTION))
+        super().add_command(cmd, name)
 
 
 def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -53,6 +87,7 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.group(cls=DefaultToRun, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(nnrun.__version__, prog_name="nnrun")
+@click.option(NO_PLUGINS_FLAG, **NO_PLUGINS_OPTION)
 def main() -> None:
     """Train small hand-written neural networks and run gradient-descent solvers from TOML files.
 
@@ -234,6 +269,8 @@ def _run(
 
 def _print_summary(summary: dict[str, Any], as_json: bool, run_dir: Path | None) -> None:
     if as_json:
+        import json
+
         run_dir_field = {"run_dir": str(run_dir)} if run_dir is not None else {}
         click.echo(json.dumps({**summary, **run_dir_field}, indent=2))
         return
@@ -267,6 +304,8 @@ def plugins_command(as_json: bool) -> None:
         warnings.simplefilter("ignore")  # failures are part of the listing
         listing = plugin_listing()
     if as_json:
+        import json
+
         click.echo(json.dumps(listing, indent=2))
     else:
         render_plugin_listing(listing)

@@ -6,7 +6,6 @@ prints its message as one paragraph and exits with status 2 instead of showing a
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
@@ -27,15 +26,28 @@ class ConfigError(NnrunError, ValueError):
 
 
 class UnknownComponentError(NnrunError, KeyError):
-    """A component name that no loaded plugin registered."""
+    """A component name that no loaded plugin registered. `also` are names to suggest beyond
+    those listed as available (the qualified names of components reachable by their plain name)."""
 
-    def __init__(self, kind: str, name: str, available: Iterable[str]):
+    def __init__(
+        self, kind: str, name: str, available: Iterable[str], also: Iterable[str] = ()
+    ) -> None:
         self.kind, self.name, self.available = kind, name, sorted(available)
+        self.also = sorted(set(also) - set(self.available))
         super().__init__(self._message())
 
     def _message(self) -> str:
         singular = self.kind[:-1] if self.kind.endswith("s") else self.kind
-        hint = suggest(self.name, self.available)
+        choices = [*self.available, *self.also]
+        # `other-dist:sgd` when sgd is another distribution's: that one, not a near spelling
+        plain = self.name.rpartition(":")[2]
+        same = sorted(
+            (c for c in choices if ":" in self.name and c.rpartition(":")[2] == plain),
+            key=lambda c: ":" not in c,
+        )
+        hint = suggest(self.name, choices)
+        if same:  # the closest spelling among them, else the first qualified one
+            hint = suggest(self.name, same) or f"; did you mean {same[0]!r}?"
         return (
             f"unknown {singular} {self.name!r}{hint}{' ' if hint else '. '}"
             f"Available {self.kind}: {', '.join(self.available) or '(none)'}"
@@ -46,11 +58,12 @@ class UnknownComponentError(NnrunError, KeyError):
 
 
 class DuplicateComponentError(NnrunError):
-    """Two plugins registered the same name under the same kind."""
+    """A plain name that two third-party plugins register under one kind: ambiguous until it is
+    written qualified (`DIST:NAME`)."""
 
 
 class PluginLoadWarning(UserWarning):
-    """A third-party plugin failed to load; nnrun carries on without it."""
+    """A third-party plugin failed to load, or gives up a name to a built-in; nnrun carries on."""
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:
@@ -58,6 +71,8 @@ def suggest(word: str, choices: Iterable[str]) -> str:
 
     Case is ignored in the comparison (`SGD` -> 'sgd', `Relu` -> 'relu'); the choice is given as
     it is spelt."""
+    import difflib  # here, not at the top: `nnrun --help` imports this module and needs no difflib
+
     spelt = {choice.lower(): choice for choice in reversed(list(choices))}
     close = difflib.get_close_matches(word.lower(), list(spelt), n=1, cutoff=0.6)
     return f"; did you mean {spelt[close[0]]!r}?" if close else ""
@@ -75,4 +90,5 @@ class PluginError(NnrunError):
 
 class PluginLoadError(NnrunError):
     """A plugin failed to load with `NNRUN_STRICT_PLUGINS=1`: the one line that is otherwise a
-    warning, now an error (the plugin's own exception is its `__cause__`)."""
+    warning, now an error (the plugin's own exception is its `__cause__`). Also raised for plugin
+    switches that cannot be obeyed (disabling the built-ins)."""

@@ -1,6 +1,7 @@
 """The one place components are built: from a spec (name and hyperparameters) to an object.
 
-Nested specs (a warm-up scheduler's `after`, marked with `Builds` in its signature) become
+Nested specs (a warm-up scheduler's `after`, a wrapper optimizer's `inner`, marked with `Builds` in
+their signature) become
 `ComponentFactory`s before the constructor sees them, so a plugin receives what it needs and never
 looks anything up in the registry itself. Specs are checked at load time
 (`nnrun.config.resolve`); building trusts them and lets the constructor's own errors through.
@@ -36,6 +37,10 @@ class ComponentFactory:
 
 #: The annotation of a hyperparameter that names a scheduler: the constructor gets a factory.
 SchedulerFactory = Annotated[ComponentFactory, Builds("schedulers")]
+
+#: The annotation of a hyperparameter that names another optimizer, e.g. a wrapper's
+#: `inner = { name = "adam", lr = 1e-3 }`: the constructor gets a factory to call on its parameters.
+InnerOptimizer = Annotated[ComponentFactory, Builds("optimizers")]
 
 
 def as_spec(spec: Any, what: str = "spec", kind: str = "component") -> dict[str, Any]:

@@ -5,10 +5,13 @@ A plugin module implements any of these with `@nnrun.hookimpl` and calls
 
 Every hook is called each time nnrun builds a registry (`nnrun.load_registry()`): once per command
 that needs components, and once in each worker process of `--jobs`, after every plugin has been
-imported and before any experiment file is read. Whatever a hook prints goes to stderr. If a plugin's import or one of its
-hooks raises anything, or registers something that is not a subclass of the kind's base class,
-that plugin is skipped whole (what it registered already is forgotten), reported once as failed,
-and everything else loads; `NNRUN_STRICT_PLUGINS=1` makes that an error instead.
+imported and before any experiment file is read. Whatever a hook prints goes to stderr. If a
+plugin's import or one of its hooks raises anything, a hook returns a value, or registers something
+that is not a subclass of the kind's base class, that plugin is skipped whole (what it registered
+already is forgotten), reported once as failed, and everything else loads; `NNRUN_STRICT_PLUGINS=1`
+makes that an error instead. A plugin module may declare `nnrun_api = PLUGIN_API`, the plugin API it
+was written for; nnrun skips one written for another. Names follow `nnrun.registry`'s rules: each
+component answers to `DIST:NAME` too, and a built-in's name stays the built-in's.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from collections.abc import Callable
 import pluggy
 
 PROJECT = "nnrun"
+#: The plugin API these hooks make up. A plugin module may declare the one it was written for
+#: (`nnrun_api = 1`); one this nnrun does not support is skipped with a message.
+PLUGIN_API = 1
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
@@ -30,7 +36,8 @@ def register_activations(register: Register) -> None:
 
     Called once per registry, when nnrun loads its plugins. Call `register(name, cls)` once per
     activation, with `cls` a subclass of `nnrun.Activation`, built as `cls(**hyperparameters)`.
-    If the hook raises or registers anything else, the plugin fails and is skipped whole.
+    The hook returns None. If it raises, returns a value or registers anything else, the plugin
+    fails and is skipped whole.
     """
 
 
@@ -41,7 +48,8 @@ def register_losses(register: Register) -> None:
     Called once per registry, when nnrun loads its plugins. Call `register(name, cls)` once per
     loss, with `cls` a subclass of `nnrun.Loss`, built as `cls(**hyperparameters)`; `forward`
     returns a 0-d tensor (the mean over the batch) and `backward` its gradient, 1/N included.
-    If the hook raises or registers anything else, the plugin fails and is skipped whole.
+    The hook returns None. If it raises, returns a value or registers anything else, the plugin
+    fails and is skipped whole.
     """
 
 
@@ -51,7 +59,8 @@ def register_initializers(register: Register) -> None:
 
     Called once per registry, when nnrun loads its plugins. Call `register(name, cls)` once per
     initializer, with `cls` a subclass of `nnrun.Initializer`, built as `cls(**hyperparameters)`.
-    If the hook raises or registers anything else, the plugin fails and is skipped whole.
+    The hook returns None. If it raises, returns a value or registers anything else, the plugin
+    fails and is skipped whole.
     """
 
 
@@ -62,7 +71,8 @@ def register_optimizers(register: Register) -> None:
     Called once per registry, when nnrun loads its plugins. Call `register(name, cls)` once per
     optimizer, with `cls` a subclass of `nnrun.Optimizer` whose `step()` reads
     `self.hyperparameters` and keeps its state in `self.state[param]`.
-    If the hook raises or registers anything else, the plugin fails and is skipped whole.
+    The hook returns None. If it raises, returns a value or registers anything else, the plugin
+    fails and is skipped whole.
     """
 
 
@@ -72,7 +82,8 @@ def register_schedulers(register: Register) -> None:
 
     Called once per registry, when nnrun loads its plugins. Call `register(name, cls)` once per
     scheduler, with `cls` a subclass of `nnrun.Scheduler` (`lr_at(epoch)` or `step(metric)`).
-    If the hook raises or registers anything else, the plugin fails and is skipped whole.
+    The hook returns None. If it raises, returns a value or registers anything else, the plugin
+    fails and is skipped whole.
     """
 
 
@@ -82,7 +93,8 @@ def register_solvers(register: Register) -> None:
 
     Called once per registry, when nnrun loads its plugins. Call `register(name, cls)` once per
     solver, with `cls` a subclass of `nnrun.Solver` whose `solve(optimizer)` nnrun calls.
-    If the hook raises or registers anything else, the plugin fails and is skipped whole.
+    The hook returns None. If it raises, returns a value or registers anything else, the plugin
+    fails and is skipped whole.
     """
 
 
@@ -93,7 +105,8 @@ def register_datasets(register: Register) -> None:
     Called once per registry, when nnrun loads its plugins. Call `register(name, cls)` once per
     dataset, with `cls` a subclass of `nnrun.Dataset` whose `load(context)` returns a
     `nnrun.LoadedData`; `[data] kind = name` picks it.
-    If the hook raises or registers anything else, the plugin fails and is skipped whole.
+    The hook returns None. If it raises, returns a value or registers anything else, the plugin
+    fails and is skipped whole.
     """
 
 
@@ -104,7 +117,8 @@ def register_metrics(register: Register) -> None:
     Called once per registry, when nnrun loads its plugins. Call `register(name, cls)` once per
     metric, with `cls` a subclass of `nnrun.Metric` whose `compute(pred, target)` returns a float;
     `[train] metrics` names it.
-    If the hook raises or registers anything else, the plugin fails and is skipped whole.
+    The hook returns None. If it raises, returns a value or registers anything else, the plugin
+    fails and is skipped whole.
     """
 
 

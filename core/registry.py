@@ -1,18 +1,27 @@
 """The registry: every loaded component, by kind and name, with the distribution that provides it.
 
-Two distributions registering one name is recorded, not raised, so that `nnrun plugins` can still
-list everything; using that name raises `DuplicateComponentError` naming both. Every provider of a
-name is kept, so that a name qualified by its distribution can pick one later.
+Naming rules. Every component answers to its qualified name `DIST:NAME` (`nnrun:adam`,
+`nnrun-extra-optim:lamb`; the distribution compared as PEP 503 normalises it, so case, `-`, `_` and
+`.` do not matter). Its plain name `NAME` works too unless several distributions register it: then
+a built-in (distribution `nnrun`) keeps the plain name and the others are reachable qualified only,
+and between third parties the plain name is ambiguous, an error naming both and their qualified
+names. Collisions are recorded, not raised, so loading and `nnrun plugins` always work.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from nnrun.errors import DuplicateComponentError, PluginError, UnknownComponentError
+from nnrun.errors import DuplicateComponentError, NnrunError, PluginError, UnknownComponentError
 from nnrun.hookspecs import HOOKS
+
+#: The distribution of the built-in components: it keeps a plain name that a plugin registers too.
+BUILTIN = "nnrun"
+#: Separates a distribution from a component name in a qualified name; component names may not hold it.
+QUALIFIER = ":"
 
 #: Kind -> the base class its components must subclass (imported when checked: they pull in torch).
 BASES: dict[str, str] = {
@@ -39,9 +48,21 @@ class Provider:
         version = f" {self.version}" if self.version else ""
         return f"{self.distribution}{version}"
 
+    requires_nnrun: str | None = field(default=None, compare=False)
+    """The distribution's own requirement on nnrun (`nnrun>=0.3`), to say which nnrun it needs."""
+
     def describe(self) -> str:
         """How messages name the plugin: "plugin 'adam' from nnrun-adam 1.0"."""
         return f"plugin {self.entry_point!r} from {self}"
+
+    @property
+    def is_builtin(self) -> bool:
+        return normalize(self.distribution) == BUILTIN
+
+
+def normalize(distribution: str) -> str:
+    """A distribution name as PEP 503 compares it: `NNRun_Extra.Optim` -> `nnrun-extra-optim`."""
+    return re.sub(r"[-_.]+", "-", distribution).lower()
 
 
 @dataclass(frozen=True)
@@ -50,6 +71,11 @@ class Component:
     name: str
     cls: type
     provider: Provider
+
+    @property
+    def qualified(self) -> str:
+        """The name that always picks this component: `DIST:NAME`."""
+        return f"{self.provider.distribution}{QUALIFIER}{self.name}"
 
 
 @dataclass(frozen=True)
@@ -74,17 +100,32 @@ def base_class(kind: str) -> type:
 
 
 def collision_error(kind: str, name: str, providers: list[Component]) -> DuplicateComponentError:
+    """The plain name several distributions register: name them all, and the qualified names that
+    tell them apart (when one distribution registers it twice, only uninstalling helps)."""
+    qualified = sorted({c.qualified for c in providers})
+    if len({normalize(c.provider.distribution) for c in providers}) == len(providers):
+        fix = f"write {' or '.join(map(repr, qualified))} to pick one"
+    else:
+        fix = "one distribution registers it twice: uninstall or fix it"
     return DuplicateComponentError(
-        f"{len(providers)} plugins register the {kind[:-1]} {name!r}: "
+        f"the {kind[:-1]} {name!r} is ambiguous: {len(providers)} plugins register it, "
         + " and ".join(f"{c.provider} (entry point {c.provider.entry_point!r})" for c in providers)
-        + "; uninstall all but one of them"
+        + f"; {fix}"
     )
 
 
+def resolve(components: list[Component]) -> Component | None:
+    """The component a plain name picks among its providers: the only one, else the built-in."""
+    if len(components) == 1:
+        return components[0]
+    builtins = [c for c in components if c.provider.is_builtin]
+    return builtins[0] if len(builtins) == 1 else None
+
+
 class ComponentMap(Mapping[str, type]):
-    """A read-only name -> class mapping whose missing keys raise `UnknownComponentError`, and whose
-    names registered by several distributions raise `DuplicateComponentError`. Only the names that
-    can be used are iterated and counted."""
+    """A read-only name -> class mapping, plain or qualified names alike, whose missing keys raise
+    `UnknownComponentError` and whose ambiguous plain names raise `DuplicateComponentError`. The
+    plain names that can be used are iterated and counted; qualified names are looked up only."""
 
     def __init__(
         self,
@@ -95,18 +136,36 @@ class ComponentMap(Mapping[str, type]):
         self._kind, self._components, self._failures = kind, components, list(failures)
 
     def __getitem__(self, name: str) -> type:
-        providers = self._components.get(name)
+        return self.component(name).cls
+
+    def component(self, name: str) -> Component:
+        """The component `name` (plain or `DIST:NAME`) picks, with its provider."""
+        if not isinstance(name, str):
+            raise self._unknown(repr(name))
+        distribution, qualified, plain = name.rpartition(QUALIFIER)
+        providers = self._components.get(plain, [])
+        if qualified:
+            providers = [
+                c
+                for c in providers
+                if normalize(c.provider.distribution) == normalize(distribution)
+            ]
         if not providers:
-            raise self._unknown(name) from None
-        if len(providers) > 1:
-            raise collision_error(self._kind, name, providers)
-        return providers[0].cls
+            raise self._unknown(name)
+        chosen = resolve(providers)
+        if chosen is None:
+            raise collision_error(self._kind, plain, providers)
+        return chosen
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and len(self._components.get(name, ())) == 1
+        try:
+            self.component(name)  # type: ignore[arg-type]
+        except NnrunError:
+            return False
+        return True
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(n for n, providers in self._components.items() if len(providers) == 1))
+        return iter(sorted(n for n, providers in self._components.items() if resolve(providers)))
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
@@ -115,7 +174,13 @@ class ComponentMap(Mapping[str, type]):
         return f"<{self._kind}: {', '.join(self)}>"
 
     def _unknown(self, name: str) -> UnknownComponentError:
-        error = UnknownComponentError(self._kind, name, self._components)
+        """Listing the plain names that work and the qualified names of the rest; a suggestion may
+        be any of them, qualified or not."""
+        every = [c for providers in self._components.values() for c in providers]
+        reachable = {id(resolve(providers)) for providers in self._components.values()}
+        available = [*self, *(c.qualified for c in every if id(c) not in reachable)]
+        also = [c.qualified for c in every]
+        error = UnknownComponentError(self._kind, name, available, also)
         if self._failures:  # the name may be one a broken plugin would have provided: say so
             failed = "; ".join(str(failure) for failure in self._failures)
             error.args = (f"{error}. A plugin that failed to load may provide it: {failed}",)
@@ -138,6 +203,12 @@ class Registry:
         if not isinstance(name, str) or not name:
             raise PluginError(
                 f"{what}: component names are non-empty strings, got {name!r}",
+                provider.describe(),
+            )
+        if QUALIFIER in name:
+            raise PluginError(
+                f"{what}: component names may not contain {QUALIFIER!r}, which separates the "
+                f"distribution in a qualified name ({provider.distribution}{QUALIFIER}NAME)",
                 provider.describe(),
             )
         expected = base_class(kind)
@@ -173,27 +244,39 @@ class Registry:
         return ComponentMap(kind, self._components[kind], self.failures)
 
     def component(self, kind: str, name: str) -> Component:
-        """The full record (class and provider) of one component."""
-        self.kind(kind)[name]  # raises UnknownComponentError or DuplicateComponentError
-        return self._components[kind][name][0]
+        """The full record (class and provider) of the component `name` (plain or qualified) picks;
+        raises `UnknownComponentError` or `DuplicateComponentError` like the kind's mapping."""
+        return self.kind(kind).component(name)
 
     def components(self, kind: str | None = None) -> list[Component]:
-        """Every usable component (collisions left out: see `collisions`), by kind then name."""
+        """Every component, each provider of a colliding name too, by kind, name, distribution."""
         kinds = [kind] if kind else list(self._components)
         return [
-            self._components[k][n][0]
-            for k in kinds
-            for n in sorted(self._components[k])
-            if len(self._components[k][n]) == 1
+            c for k in kinds for n in sorted(self._components[k]) for c in self._components[k][n]
         ]
 
+    def answers_to(self, component: Component) -> list[str]:
+        """The names that pick `component`: its plain name (unless taken or ambiguous), qualified."""
+        plain = resolve(self._components[component.kind][component.name]) is component
+        return [component.name, component.qualified] if plain else [component.qualified]
+
     def collisions(self) -> list[list[Component]]:
-        """Every name registered under one kind by more than one distribution, with all of them."""
+        """Every name registered under one kind by more than one provider, with all of them (the
+        built-in first where one keeps the plain name)."""
         return [
-            providers
+            sorted(providers, key=lambda c: not c.provider.is_builtin)
             for by_name in self._components.values()
             for _, providers in sorted(by_name.items())
             if len(providers) > 1
+        ]
+
+    def shadowed(self) -> list[Component]:
+        """Plugins' components whose plain name is a built-in's: reachable qualified only."""
+        return [
+            c
+            for providers in self.collisions()
+            if providers[0].provider.is_builtin
+            for c in providers[1:]
         ]
 
     activations = property(lambda self: self.kind("activations"))

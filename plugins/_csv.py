@@ -216,7 +216,7 @@ class _Reader:
                 usecols=self.numeric,
                 ndmin=2,
             )
-        if not self._every_row_full(text):
+        if not self._every_row_full(text, len(values)):
             raise _Refused
         if not np.isfinite(values).all():
             raise _Refused
@@ -231,12 +231,14 @@ class _Reader:
             raise _Refused
         return values, label
 
-    def _every_row_full(self, text: str) -> bool:
-        """Whether every line of `text` has width cells (loadtxt only looks at the columns it
-        uses): its delimiters counted per line, vectorised; a blank line sends the chunk to the
-        careful path, which skips it."""
-        if len(self.delimiter.encode()) != 1:  # a delimiter past ASCII: count in the text
-            return text.count(self.delimiter) == (self.width - 1) * text.count("\n")
+    def _every_row_full(self, text: str, rows: int) -> bool:
+        """Whether every line of `text` (`rows` of them not blank) has width cells: loadtxt only
+        looks at the columns it uses. When it uses the last one, a short row has already failed
+        it, so the delimiters of the whole chunk tell; otherwise they are counted per line
+        (vectorised), and a blank line sends the chunk to the careful path, which skips it."""
+        last = max(self.numeric + (self.y_columns if self.labels else []))
+        if last == self.width - 1 or len(self.delimiter.encode()) != 1:
+            return text.count(self.delimiter) == (self.width - 1) * rows
         raw = np.frombuffer(text.encode(), dtype=np.uint8)
         ends = np.flatnonzero(raw == 10)
         if len(ends) == 0 or ends[-1] != len(raw) - 1:  # the file's last line has no newline

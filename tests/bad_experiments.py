@@ -216,6 +216,25 @@ WITH_LINE = {
         "epochs = -2",
         r"\[train\] epochs = -2: Input should be greater than or equal to 1",
     ),
+    # [experiment] requires: a distribution the experiment depends on
+    "a requirement that is not PEP 508": (
+        edit(BASE, "seed = 0", 'seed = 0\nrequires = ["nnrun-extra-optim >> 0.2"]'),
+        "requires =",
+        r"\[experiment\] requires = \[\"nnrun-extra-optim >> 0.2\"\]: 'nnrun-extra-optim >> 0.2' "
+        r"is not a requirement like \"nnrun-extra-optim>=0.2\" \(PEP 508\)",
+    ),
+    "a required distribution that is not installed": (
+        edit(BASE, "seed = 0", 'seed = 0\nrequires = ["nnrun-not-installed>=0.2"]'),
+        "requires =",
+        r"\[experiment\] requires 'nnrun-not-installed>=0.2', which is not installed: "
+        r"pip install 'nnrun-not-installed>=0.2'$",
+    ),
+    "a required version that is not installed": (
+        edit(BASE, "seed = 0", 'seed = 0\nrequires = ["nnrun>=99"]'),
+        "requires =",
+        r"\[experiment\] requires 'nnrun>=99', and nnrun 0\.1\.0 is installed: "
+        r"pip install -U 'nnrun>=99'$",
+    ),
 }
 
 
@@ -258,6 +277,16 @@ WITHOUT_LINE = {
 # Mistakes found by building the components and looking at the run as a whole (the line is the
 # offending key's, or its component's `name`).
 COMPONENT_LINE = {
+    "a qualified name with a typo": (
+        edit(BASE, 'name = "sgd"', 'name = "nnrun:sgdd"'),
+        'name = "nnrun:sgdd"',
+        r"\[optimizer\]: unknown optimizer 'nnrun:sgdd'; did you mean 'nnrun:sgd'\?",
+    ),
+    "a qualified name of a distribution that is not installed": (
+        edit(BASE, 'name = "sgd"', 'name = "nnrun-missing-optim:sgd"'),
+        'name = "nnrun-missing-optim:sgd"',
+        r"\[optimizer\]: unknown optimizer 'nnrun-missing-optim:sgd'; did you mean 'nnrun:sgd'\?",
+    ),
     "nothing left to train": (
         edit(BASE, "n = 40", "n = 1\nsplit = { val = 0.5 }"),
         "split =",
@@ -314,8 +343,8 @@ COMPONENT_LINE = {
     ),
     "constructor's check of a nested scheduler": (
         BASE + '\n[scheduler]\nname = "linear_warmup"\nafter = { name = "cosine", T_max = 0 }\n',
-        'name = "linear_warmup"',
-        r"\[scheduler\]: scheduler 'linear_warmup': Invalid T_max: 0",
+        "after = ",
+        r"\[scheduler\.after\]: scheduler 'cosine': Invalid T_max: 0",
     ),
     "components nested 200 deep": (
         BASE

@@ -42,3 +42,23 @@ class Checkerboard(nnrun.Dataset):
 def register_datasets(register):
     register("checkerboard", Checkerboard)
 """
+
+#: An optimizer wrapping another one named by its `inner` table, as a wrapper such as lookahead does.
+WRAPPING_OPTIMIZER = """
+import nnrun
+
+class Repeat(nnrun.Optimizer):
+    def __init__(self, params, inner: nnrun.InnerOptimizer, times: int = 2):
+        if times < 1:
+            raise ValueError(f"Invalid times: {times}")
+        super().__init__(params, times=times)
+        self.inner = inner(self.params)
+
+    def step(self):
+        for _ in range(self.hyperparameters["times"]):
+            self.inner.step()
+
+@nnrun.hookimpl
+def register_optimizers(register):
+    register("repeat", Repeat)
+"""

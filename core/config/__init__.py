@@ -9,6 +9,7 @@ from typing import Any
 
 from nnrun.config.compose import Override, compose, read_source
 from nnrun.config.fit import available_memory, check_fit, data_notes
+from nnrun.config.requires import WHERE, requirement_problems
 from nnrun.config.resolve import component_problems, resolve_components
 from nnrun.config.schema import ComponentSpec, RunConfig
 from nnrun.config.validate import Located, line_for, validate_run
@@ -68,7 +69,10 @@ def load_experiment(
     found: dict[Located, list[str]] = {}
     for name, tables in composed:
         run, problems = validate_run(text, name, tables)
-        if run is None:
+        unmet = requirement_problems(run.experiment.requires) if run is not None else []
+        if unmet:  # the root cause of any unknown component: say only that
+            located = [(WHERE, message) for message in unmet]
+        elif run is None:
             located = component_problems(tables, registry, path.parent)
         else:
             run, located = resolve_components(run, registry, path.parent)

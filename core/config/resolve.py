@@ -253,7 +253,15 @@ def _construct(
     registry: Registry, kind: str, spec: dict[str, Any], where: str, path: tuple[str, ...]
 ) -> None:
     """Build once, so the component's own argument checks (torch-style) run before training;
-    optimizers get a throwaway parameter, schedulers a throwaway optimizer."""
+    optimizers get a throwaway parameter, schedulers a throwaway optimizer. Nested components
+    (a warm-up's `after`, a wrapper's `inner`) are built first, on their own, so that their
+    errors name them and their line rather than the component around them."""
+    cls = registry.kind(kind)[spec["name"]]
+    for h in hyperparameters(cls, kind):
+        nested = spec.get(h.name)
+        if h.builds is not None and isinstance(nested, dict):
+            inner = (*path, h.name)
+            _construct(registry, h.builds, nested, _where(inner), inner)
     args: list[Any] = []
     if kind in ("optimizers", "schedulers"):
         args = [[Parameter(torch.zeros(1))]]
@@ -271,6 +279,13 @@ def _construct(
     except (ValueError, TypeError) as error:
         key = _key_named(str(error), spec)
         raise _Located(f"{where}: {kind[:-1]} {spec['name']!r}: {error}", (*path, key)) from None
+    except Exception as error:  # a plugin's constructor failing otherwise: its bug, named
+        provider = registry.component(kind, spec["name"]).provider
+        raise _Located(
+            f"{where}: {kind[:-1]} {spec['name']!r} from {provider} raised "
+            f"{type(error).__name__}: {error}",
+            (*path, "name"),
+        ) from None
 
 
 def _key_named(message: str, spec: dict[str, Any]) -> str:

@@ -59,6 +59,16 @@ class ExperimentSection(Section):
     dtype: Literal["float32", "float64"] = "float32"
     threads: int | None = Field(None, ge=1, description="torch threads; default: by model size")
     max_runs: int = Field(10_000, ge=1, description="the most runs a sweep may compose")
+    requires: list[str] = Field([], description="PEP 508 requirements on installed distributions")
+
+    @field_validator("requires")
+    @classmethod
+    def _requires(cls, value: list[str]) -> list[str]:
+        from nnrun.config.requires import parse_requirement
+
+        for text in value:
+            parse_requirement(text)  # raises ValueError, which pydantic reports with the line
+        return value
 
     @field_validator("name")
     @classmethod

@@ -18,8 +18,9 @@ from nnrun.registry import Registry
 
 
 def plugin_listing(registry: Registry | None = None) -> dict[str, Any]:
-    """Every component by kind with its provider and hyperparameters, plus the problems: plugins
-    that failed, and names that several distributions register (unusable until one is removed)."""
+    """Every component by kind with its provider, the names it answers to and its hyperparameters,
+    plus the problems: plugins that failed, and names that several distributions register (with
+    which one the plain name picks: the built-in, or none)."""
     from nnrun.loading import load_registry
 
     registry = registry if registry is not None else load_registry()
@@ -28,6 +29,8 @@ def plugin_listing(registry: Registry | None = None) -> dict[str, Any]:
         components.setdefault(component.kind, []).append(
             {
                 "name": component.name,
+                "qualified": component.qualified,
+                "answers_to": registry.answers_to(component),
                 "distribution": component.provider.distribution,
                 "version": component.provider.version,
                 "hyperparameters": {
@@ -53,11 +56,16 @@ def plugin_listing(registry: Registry | None = None) -> dict[str, Any]:
         {
             "kind": providers[0].kind,
             "name": providers[0].name,
+            "plain_name_picks": next(
+                (c.qualified for c in providers if providers[0].name in registry.answers_to(c)),
+                None,
+            ),
             "providers": [
                 {
                     "distribution": c.provider.distribution,
                     "version": c.provider.version,
                     "entry_point": c.provider.entry_point,
+                    "qualified": c.qualified,
                 }
                 for c in providers
             ],
@@ -78,7 +86,8 @@ def render_plugin_listing(listing: dict[str, Any], console: Console | None = Non
                 c["required"] + [f"{k}={v!r}" for k, v in c["hyperparameters"].items()]
             )
             version = f" {c['version']}" if c["version"] else ""
-            table.add_row(c["name"], params or "-", f"{c['distribution']}{version}")
+            name = c["answers_to"][0]  # the plain name where it picks this one, else qualified
+            table.add_row(name, params or "-", f"{c['distribution']}{version}")
         console.print(table)
     for failure in listing["failures"]:
         version = f" {failure['version']}" if failure["version"] else ""
@@ -97,12 +106,16 @@ def render_plugin_listing(listing: dict[str, Any], console: Console | None = Non
             f"(entry point {p['entry_point']!r})"
             for p in collision["providers"]
         )
+        name, picks = collision["name"], collision["plain_name_picks"]
+        others = [p["qualified"] for p in collision["providers"] if p["qualified"] != picks]
+        outcome = (
+            f"{name!r} is the built-in, the others answer to {' and '.join(map(repr, others))}"
+            if picks
+            else f"{name!r} is ambiguous: write {' or '.join(map(repr, others))}"
+        )
         console.print(
             "[red]COLLISION[/] "
-            + escape(
-                f"{collision['kind'][:-1]} {collision['name']!r} is registered by {providers}; "
-                "experiments cannot use it until all but one are uninstalled"
-            ),
+            + escape(f"{collision['kind'][:-1]} {name!r} is registered by {providers}; {outcome}"),
             highlight=False,
             soft_wrap=True,
         )

@@ -353,7 +353,12 @@ class RunDirectory:
             raise RunDirectoryError(f"{path}: not an nnrun experiment (no [experiment] table)")
         return config
 
-    def write_environment(self, plugin_distributions: dict[str, str | None]) -> None:
+    def write_environment(
+        self,
+        plugin_distributions: dict[str, str | None],
+        required: dict[str, str | None] | None = None,
+    ) -> None:
+        """Versions of what the run used; `required` is `[experiment] requires` -> installed."""
         import torch
 
         import nnrun
@@ -365,6 +370,7 @@ class RunDirectory:
             "platform": platform.platform(),
             "cuda": torch.version.cuda if torch.cuda.is_available() else None,
             "plugins": plugin_distributions,
+            "requires": required or {},
             "packages": {
                 d.metadata["Name"]: d.version for d in distributions() if d.metadata["Name"]
             },

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nnrun.config import Experiment, RunConfig
+from nnrun.config.requires import required_versions
 from nnrun.errors import ConfigError, NnrunError
 from nnrun.experiment.reporting import Reporter, SilentReporter
 from nnrun.experiment.rundir import CONFIG, SUMMARY, RunDirectory
@@ -87,7 +88,8 @@ def _run_locked(
     summary.write()
     directory.write_config(config, experiment.overrides)
     directory.write_environment(
-        {str(c.provider.distribution): c.provider.version for c in registry.components()}
+        {str(c.provider.distribution): c.provider.version for c in registry.components()},
+        required_versions(experiment.runs[0].experiment.requires),
     )
     reporter.experiment_started(experiment, directory.path, len(experiment.runs) - len(pending))
     with stop_on_signals():

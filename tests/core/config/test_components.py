@@ -11,7 +11,7 @@ from bad_experiments import BASE, SOLVE, edit
 import nnrun
 from nnrun.errors import ConfigError
 
-TAKES = "[experiment] takes name, seed, task, device, dtype, threads, max_runs"
+TAKES = "[experiment] takes name, seed, task, device, dtype, threads, max_runs, requires"
 
 
 @functools.cache

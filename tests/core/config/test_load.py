@@ -69,7 +69,7 @@ def test_every_problem_in_the_file_is_reported_at_once(tmp_path):
         lines[1:]
         == [
             f"  - {path}:4: [experiment] unknown key 'sed'; did you mean 'seed'?; "
-            "[experiment] takes name, seed, task, device, dtype, threads, max_runs",
+            "[experiment] takes name, seed, task, device, dtype, threads, max_runs, requires",
             f'  - {path}:18: [train] epochs = "3": Input should be a valid integer',
             f"  - {path}:12: [model] activation: unknown activation 'Relu'; did you mean 'relu'? "
             "Available activations: " + ", ".join(sorted(registry().activations)),

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import sys
@@ -164,9 +165,11 @@ def test_plugins_json_lists_components_with_hyperparameters_and_provenance():
     assert by_name["schedulers", "step"]["required"] == ["step_size"]
     assert by_name["solvers", "quadratic_descent"]["required"] == ["a", "b", "c"]
     assert by_name["datasets", "csv"]["required"] == ["path"]
-    assert {(c["distribution"], c["version"]) for c in by_name.values()} == {
-        ("nnrun", nnrun.__version__)
-    }
+    assert (adam["distribution"], adam["version"]) == ("nnrun", nnrun.__version__)
+    # Every component names the installed distribution that provides it: nnrun for the built-ins,
+    # and whatever else is installed (an extension package such as nnrun-extra-optim) for its own.
+    for c in by_name.values():
+        assert importlib.metadata.version(c["distribution"]) == c["version"], c
     assert listing["failures"] == []
 
 
@@ -244,7 +247,7 @@ OTHER_ADAM = {
 }
 
 
-def test_plugins_lists_everything_and_shows_a_name_collision_as_a_problem(install_plugin):
+def test_plugins_lists_everything_and_shows_a_builtins_name_taken_by_a_plugin(install_plugin):
     install_plugin("other-adam", OTHER_ADAM, {"adam": "other_adam"}, version="0.9")
     result = invoke("plugins", "--json")
     assert result.exit_code == 0, result.output
@@ -253,37 +256,50 @@ def test_plugins_lists_everything_and_shows_a_name_collision_as_a_problem(instal
         {
             "kind": "optimizers",
             "name": "adam",
+            "plain_name_picks": "nnrun:adam",
             "providers": [
                 {
                     "distribution": "nnrun",
                     "version": nnrun.__version__,
                     "entry_point": "optimizers",
+                    "qualified": "nnrun:adam",
                 },
-                {"distribution": "other-adam", "version": "0.9", "entry_point": "adam"},
+                {
+                    "distribution": "other-adam",
+                    "version": "0.9",
+                    "entry_point": "adam",
+                    "qualified": "other-adam:adam",
+                },
             ],
         }
     ]
-    names = [c["name"] for c in listing["components"]["optimizers"]]
-    assert "sgd" in names and "adam" not in names  # unusable until one is uninstalled
+    names = {c["qualified"]: c["answers_to"] for c in listing["components"]["optimizers"]}
+    assert names["nnrun:adam"] == ["adam", "nnrun:adam"]  # the built-in keeps the plain name
+    assert names["other-adam:adam"] == ["other-adam:adam"]
 
     result = invoke("plugins")
     assert result.exit_code == 0, result.output
     problems = [line for line in result.stdout.splitlines() if line.startswith("COLLISION")]
     assert problems == [
         f"COLLISION optimizer 'adam' is registered by nnrun {nnrun.__version__} (entry point "
-        "'optimizers') and other-adam 0.9 (entry point 'adam'); experiments cannot use it until "
-        "all but one are uninstalled"
+        "'optimizers') and other-adam 0.9 (entry point 'adam'); 'adam' is the built-in, the "
+        "others answer to 'other-adam:adam'"
     ]
 
 
-def test_check_of_an_experiment_using_a_colliding_name_exits_2_naming_both(
-    tmp_path, install_plugin
+@pytest.mark.parametrize(
+    "name,provider", [("adam", "nnrun 0.1.0"), ("other-adam:adam", "other-adam 0.9")]
+)
+def test_check_of_an_experiment_using_a_taken_name_warns_once_and_says_which_it_uses(
+    tmp_path, install_plugin, name, provider
 ):
     install_plugin("other-adam", OTHER_ADAM, {"adam": "other_adam"}, version="0.9")
-    result = invoke("check", write(tmp_path, TWO_RUNS))
-    assert result.exit_code == 2, result.output
-    assert "[optimizer]: 2 plugins register the optimizer 'adam'" in result.stderr
-    assert "other-adam 0.9" in result.stderr and "Traceback" not in result.output
+    text = TWO_RUNS.replace('"adam"', f'"{name}"')
+    assert f'"{name}"' in text
+    result = invoke("check", write(tmp_path, text))
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("warning: ") == 1 and "'adam' stays nnrun's" in result.stderr
+    assert f"'{name}' <- {provider}" in result.stdout
 
 
 TYPO_HOOK = {

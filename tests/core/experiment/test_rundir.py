@@ -3,6 +3,7 @@ summary, checkpoints, plots that are real images, and writes that never leave ha
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import platform
@@ -119,13 +120,24 @@ def test_overrides_txt_records_the_command_line_overrides(finished):
     assert (out / "overrides.txt").read_text().splitlines() == ["train.epochs=3"]
 
 
+def installed_plugins() -> dict[str, str]:
+    """Every installed distribution with entry points in the `nnrun` group, and its version:
+    nnrun itself, and any extension package installed beside it (nnrun-extra-optim)."""
+    return {
+        ep.dist.name: ep.dist.version
+        for ep in importlib.metadata.entry_points(group="nnrun")
+        if ep.dist
+    }
+
+
 def test_environment_json_names_the_versions_that_produced_the_results(finished):
     _, _, out = finished
     environment = json.loads((out / "environment.json").read_text())
     assert environment["nnrun"] == nnrun.__version__
     assert environment["torch"] == torch.__version__
     assert environment["python"] == platform.python_version()
-    assert environment["plugins"] == {"nnrun": nnrun.__version__}
+    assert environment["plugins"]["nnrun"] == nnrun.__version__
+    assert environment["plugins"] == installed_plugins()
 
 
 def test_environment_json_lists_a_third_party_plugins_distribution(tmp_path, install_plugin):
@@ -155,7 +167,8 @@ def test_environment_json_lists_a_third_party_plugins_distribution(tmp_path, ins
     experiment = nnrun.load_experiment(write(tmp_path, text), ["train.epochs=1"])
     nnrun.run_experiment(experiment, tmp_path / "out")
     plugins = json.loads((tmp_path / "out" / "environment.json").read_text())["plugins"]
-    assert plugins == {"nnrun": nnrun.__version__, "cube-plugin": "2.3"}
+    assert plugins["nnrun"] == nnrun.__version__ and plugins["cube-plugin"] == "2.3"
+    assert plugins == installed_plugins()
 
 
 def test_metrics_jsonl_holds_one_object_per_run_per_epoch(finished):
