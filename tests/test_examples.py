@@ -18,8 +18,7 @@ SHORTEN = {
     "x_squared.toml": ["-o", "data.n=200", "-o", "train.epochs=2"],
     "optimizer_sweep.toml": ["-o", "data.n=64", "-o", "train.epochs=1"],
     "optimizer_shootout.toml": [
-        *("-o", "data.n=64", "-o", "train.epochs=2"),
-        *("-o", "tune.trials=2", "-o", "tune.final_seeds=1"),
+        *("-o", "train.epochs=2", "-o", "tune.trials=2", "-o", "tune.final_seeds=1"),
     ],
     "roots.toml": [],
     "roots_lr_sweep.toml": ["-o", "solver.max_iter=1000"],

@@ -320,7 +320,9 @@ class TuneSection(Section):
     method: Literal["grid", "random", "qmc", "tpe"] = "random"
     trials: int = Field(ge=1, le=10_000)
     metric: str = Field("val_loss", min_length=1)
-    mode: Literal["min", "max"] = "min"
+    mode: Literal["min", "max"] | None = Field(
+        None, description="default: the metric's own (min for losses, the metric plugin's mode)"
+    )
     space: str | dict[str, dict[str, list[Any]]] = "default"
     final_seeds: int = Field(
         0, ge=0, le=1_000, description="re-run the best trial on this many seeds"
