@@ -1,6 +1,7 @@
 """The `nnrun` command. Commands stay thin: parse, call the library, print.
 
-`nnrun FILE.toml` runs an experiment; `plugins`, `check`, `resume`, `show` and `compare` sit beside it.
+`nnrun FILE.toml` runs an experiment; `plugins`, `check`, `resume`, `show`, `compare` and
+`predict` sit beside it.
 Heavy imports (torch, the plugins) happen inside the commands, so `nnrun --help` stays fast.
 """
 
@@ -496,6 +497,30 @@ def export_command(run_dir: Path, to: str, out: Path | None, uri: str | None) ->
     from nnrun.experiment.export import export
 
     click.echo(f"wrote {export(run_dir, to, out, uri)}")
+
+
+@main.command("predict")
+@click.argument("run_dir", type=click.Path(), callback=_run_dir_path)
+@click.argument("input_csv", type=click.Path(path_type=Path))
+@click.option("--run", "run_name", metavar="NAME", help="The run to use, when RUN_DIR has several.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Write the predictions to FILE (replacing it) instead of printing them.",
+)
+@reports_errors
+def predict_command(run_dir: Path, input_csv: Path, run_name: str | None, out: Path | None) -> None:
+    """Predict with a finished run's final model for the inputs in INPUT_CSV (the training data's
+    input columns, by name when it has a header); print a CSV with a `prediction` column."""
+    from nnrun.experiment.predict import predict
+    from nnrun.experiment.safefiles import write_atomic
+
+    text = predict(run_dir, input_csv, run_name)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        data = text.encode("utf-8")
+        write_atomic(out, lambda stream: stream.write(data))
 
 
 if __name__ == "__main__":

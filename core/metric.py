@@ -25,3 +25,18 @@ class Metric:
 
     def compute(self, pred: torch.Tensor, target: torch.Tensor) -> float:
         raise NotImplementedError
+
+
+def class_logits(pred: torch.Tensor) -> torch.Tensor:
+    """(N, C) logits; a single logit x per sample becomes the two-class logits (0, x)."""
+    if pred.dim() != 2:
+        raise ValueError(f"classification metrics take logits (N, C), got {tuple(pred.shape)}")
+    if pred.shape[1] == 1:
+        return torch.cat([torch.zeros_like(pred), pred], dim=1)
+    return pred
+
+
+def predicted_classes(pred: torch.Tensor) -> torch.Tensor:
+    """The class each sample is given: the largest logit (the first of equal ones), so a one-output
+    network predicts class 1 exactly where its logit is above 0."""
+    return class_logits(pred).argmax(dim=1)

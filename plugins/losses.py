@@ -70,17 +70,34 @@ class Huber(Loss):
 class BCEWithLogits(Loss):
     """Binary cross-entropy of logits x against targets t in [0, 1], in its stable form
     L = mean((1 − t)·x − log σ(x));  dL/dx = (σ(x) − t) / n.
+
+    `target` is floats shaped like the logits, or, for a two-class classifier with one output,
+    class indices 0/1 of an integer dtype shaped like the logits without their last dimension of 1
+    ((N,) for logits (N, 1)), read as t = index.
     """
 
     verify_targets = "binary"  # the targets `nnrun verify` checks it with
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        _check_same_shape(pred, target)
+        target = _binary_target(pred, target)
         # log σ(x) is computed as −log(1 + e⁻ˣ) without forming e⁻ˣ = inf for x ≪ 0
         return ((1 - target) * pred - torch.nn.functional.logsigmoid(pred)).mean()
 
     def backward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return (torch.sigmoid(pred) - target).div_(pred.numel())
+        return (torch.sigmoid(pred) - _binary_target(pred, target)).div_(pred.numel())
+
+
+def _binary_target(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Float targets as they are; class indices (N,) for logits (N, 1) as floats (N, 1)."""
+    if not target.is_floating_point() and pred.shape[-1:] == (1,):
+        if target.shape != pred.shape[:-1]:
+            raise ValueError(
+                f"bce_with_logits takes class indices {tuple(pred.shape[:-1])} for logits "
+                f"{tuple(pred.shape)}; got target {tuple(target.shape)}"
+            )
+        return target.unsqueeze(-1).to(pred.dtype)
+    _check_same_shape(pred, target)
+    return target
 
 
 class CrossEntropy(Loss):

@@ -72,7 +72,7 @@ WITH_LINE = {
     "unknown key that another table has": (
         BASE + "lr = 0.1\n",
         "lr = 0.1",
-        r"\[train\] unknown key 'lr'; \[train\] takes epochs, batch_size, probes, shuffle, "
+        r"\[train\] unknown key 'lr'; \[train\] takes epochs, batch_size, probes, shuffle, metrics, "
         r"early_stopping, restore_best, grad_clip, log_every, checkpoint_every",
     ),
     # a misspelt required key is reported as the typo, not as the key that is then missing
@@ -611,6 +611,65 @@ def bad_files() -> dict[str, tuple[str, str]]:
     cases |= {name: (text, message) for name, (text, _, message) in COMPONENT_LINE.items()}
     cases |= WITHOUT_LINE
     return cases
+
+
+# [train] metrics and early stopping on a metric
+WITH_LINE.update(
+    {
+        "repeated metric": (
+            BASE + 'metrics = ["mse", "r2", "mse"]\n',
+            "metrics =",
+            r"\[train\] metrics = \[\"mse\", \"r2\", \"mse\"\]: each metric once: 'mse' is repeated",
+        ),
+        "early stopping on a metric that is not computed": (
+            edit(BASE, "n = 40", "n = 40\nsplit = { val = 0.2 }")
+            + 'metrics = ["mse"]\nearly_stopping = { patience = 3, metric = "r" }\n',
+            "early_stopping =",
+            r"\[train\.early_stopping\] metric = 'r' is not among \[train\] metrics = \['mse'\]: "
+            r"add it there, or watch 'val_loss'",
+        ),
+        "early stopping with an unknown mode": (
+            edit(BASE, "n = 40", "n = 40\nsplit = { val = 0.2 }")
+            + 'early_stopping = { patience = 3, mode = "up" }\n',
+            "early_stopping =",
+            r"\[train\.early_stopping\] mode = \"up\": Input should be 'min' or 'max'",
+        ),
+    }
+)
+WITHOUT_LINE.update(
+    {
+        "early stopping without patience": (
+            edit(BASE, "n = 40", "n = 40\nsplit = { val = 0.2 }")
+            + 'metrics = ["r2"]\nearly_stopping = { metric = "r2" }\n',
+            r"\[train\.early_stopping\] 'patience' is required",
+        ),
+    }
+)
+COMPONENT_LINE.update(
+    {
+        "unknown metric": (
+            BASE + 'metrics = ["acuracy"]\n',
+            "metrics =",
+            r"\[train\] metrics: unknown metric 'acuracy'; did you mean 'accuracy'\?",
+        ),
+        "metric's own check": (
+            BASE + 'metrics = [{ name = "top_k", k = 0 }]\n',
+            "metrics =",
+            r"\[train\] metrics: metric 'top_k': Invalid k: 0; k must be at least 1",
+        ),
+        "metric hyperparameter of the wrong type": (
+            BASE + 'metrics = [{ name = "top_k", k = 2.5 }]\n',
+            "metrics =",
+            r"\[train\] metrics: k = 2\.5: k: Input should be a valid integer",
+        ),
+        "classification metric on regression data": (
+            BASE + 'metrics = ["mse", "accuracy"]\n',
+            "metrics =",
+            r"\[train\] metrics: 'accuracy' is a metric for classification, and this run's data "
+            r"is regression; regression takes 'mae', 'mse', 'r2'",
+        ),
+    }
+)
 
 
 # Datasets read from files: the repository's iris CSV, and a copy of it with one bad cell.

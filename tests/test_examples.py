@@ -18,17 +18,20 @@ SHORTEN = {
     "x_squared.toml": ["-o", "data.n=200", "-o", "train.epochs=2"],
     "optimizer_sweep.toml": ["-o", "data.n=64", "-o", "train.epochs=1"],
     "optimizer_shootout.toml": [
-        *("-o", "data.n=64", "-o", "train.epochs=2"),
-        *("-o", "tune.trials=2", "-o", "tune.final_seeds=1"),
+        *("-o", "train.epochs=2", "-o", "tune.trials=2", "-o", "tune.final_seeds=1"),
     ],
     "roots.toml": [],
     "roots_lr_sweep.toml": ["-o", "solver.max_iter=1000"],
     "iris_csv.toml": ["-o", "train.epochs=5"],
     "seeds.toml": ["-o", "train.epochs=2", "-o", "experiment.seeds=[0, 1, 2]"],
+    "digits.toml": ["-o", "train.epochs=2"],
 }
 PLOTS = {"train": ["loss.png", "fit.png"], "solve": ["descent.png"]}
 #: Examples whose data has no curve of one input to draw (fit.png) draw only these.
-OWN_PLOTS = {"iris_csv.toml": ["loss.png"]}
+OWN_PLOTS = {
+    "iris_csv.toml": ["loss.png", "confusion.png"],
+    "digits.toml": ["loss.png", "confusion.png"],
+}
 
 
 def strict(text: str):
@@ -112,6 +115,9 @@ def test_the_iris_example_learns_the_species_from_its_csv(tmp_path):
     # cross-entropy of a uniform guess over 3 classes is log 3 ≈ 1.10
     assert entry["final_loss"] < 0.2 and entry["final_val_loss"] < 0.3
 
+    # and the metrics: accuracy on the held-out test split, a fraction in [0, 1]
+    assert 0.8 < entry["test_metrics"]["accuracy"] <= 1.0
+
 
 def test_the_seeds_example_has_a_group_per_optimizer_and_compares_them(tmp_path):
     summary = run("seeds.toml", tmp_path / "out")
@@ -120,3 +126,55 @@ def test_the_seeds_example_has_a_group_per_optimizer_and_compares_them(tmp_path)
     assert result.exit_code == 0, result.output
     (pair,) = strict(result.stdout)["pairs"]
     assert (pair["a"], pair["b"], pair["test"], pair["n"]) == ("sgd", "adam", "paired", 3)
+
+
+@pytest.mark.slow
+def test_the_digits_yardstick_reaches_97_percent_test_accuracy_in_under_30_seconds(tmp_path):
+    """The README's yardstick, as the file stands: 60 epochs on the stratified 70/10/20 split."""
+    summary = run("digits.toml", tmp_path / "out", "-o", "train.epochs=60")
+    (entry,) = summary["runs"]
+    assert entry["status"] == "ok" and entry["epochs"] == 60
+    assert entry["test_metrics"]["accuracy"] >= 0.97
+    assert entry["seconds"] < 30  # training epochs, as timed in metrics.jsonl
+
+
+def test_predict_on_the_iris_training_file_reuses_its_standardization_and_class_names(tmp_path):
+    """The round trip of the README's predict example: the CSV the model was trained on, header
+    and all, gives back the species names; its test-split accuracy is the summary's."""
+    import csv
+    import io
+
+    import torch
+
+    import nnrun
+    from nnrun.experiment.assemble import make_data
+
+    summary = run("iris_csv.toml", tmp_path / "out", "-o", "train.epochs=60")
+    result = CliRunner().invoke(
+        main, ["predict", str(tmp_path / "out"), str(EXAMPLES / "data" / "iris.csv")]
+    )
+    assert result.exit_code == 0, result.output
+    table = list(csv.DictReader(io.StringIO(result.stdout)))
+    truth = list(csv.DictReader((EXAMPLES / "data" / "iris.csv").open()))
+    assert len(table) == len(truth) == 150
+    assert set(table[0]) == {
+        "prediction",
+        "probability_setosa",
+        "probability_versicolor",
+        "probability_virginica",
+    }
+    for row in table:
+        assert sum(float(row[k]) for k in row if k != "prediction") == pytest.approx(1.0)
+    right = sum(p["prediction"] == t["species"] for p, t in zip(table, truth))
+    assert right / 150 > 0.9
+    # the test split, predicted from raw rows, scores what training reported
+    (config,) = nnrun.load_experiment(EXAMPLES / "iris_csv.toml").runs
+    data = make_data(config)
+    columns = [c for c in truth[0] if c != "species"]
+    raw = torch.tensor([[float(r[c]) for c in columns] for r in truth], dtype=torch.float64)
+    scaled = data.standardization.apply(raw).to(data.test[0].dtype)
+    index = [int(torch.isclose(scaled, x, atol=1e-6).all(dim=1).nonzero()[0]) for x in data.test[0]]
+    accuracy = sum(
+        table[i]["prediction"] == data.classes[int(y)] for i, y in zip(index, data.test[1])
+    ) / len(index)
+    assert accuracy == pytest.approx(summary["runs"][0]["test_metrics"]["accuracy"], abs=1e-12)

@@ -13,7 +13,7 @@ from nnrun.config.report import report_problems
 from nnrun.config.requires import WHERE, requirement_problems
 from nnrun.config.resolve import component_problems, resolve_components
 from nnrun.config.schema import ComponentSpec, RunConfig
-from nnrun.config.tuning import tune_problems
+from nnrun.config.tuning import tune_problems, with_tune_mode
 from nnrun.config.validate import Located, line_for, validate_run
 from nnrun.errors import ConfigError
 from nnrun.registry import Registry
@@ -91,6 +91,7 @@ def load_experiment(
                 located = check_fit(run, registry, memory)
             if not located:
                 problems += tune_problems(text, run, registry) + report_problems(text, run)
+                run = with_tune_mode(run, registry)
         problems += [(line_for(text, loc, name), message) for loc, message in located]
         for problem in problems:
             found.setdefault(problem, []).append(name)

@@ -10,6 +10,7 @@ import os
 
 import torch
 
+from nnrun.config.metrics import check_metrics
 from nnrun.config.schema import RunConfig
 from nnrun.dataset import LoadedData
 from nnrun.errors import ConfigError, NnrunError
@@ -49,6 +50,7 @@ def check_fit(run: RunConfig, registry: Registry, memory: int | None = None) -> 
     shape = _shape(run, loaded)
     problems += shape or _loss(run, registry, loaded)
     problems += _split(run, loaded) + _probes(run, loaded)
+    problems += check_metrics(run, registry, loaded.task)
     return problems
 
 
@@ -103,10 +105,11 @@ def _shape(run: RunConfig, data: LoadedData) -> list[Problem]:
         )
     if data.task == "classification":
         classes = len(data.classes)
-        if layers[-1] != classes:
+        if layers[-1] != classes and not (classes == 2 and layers[-1] == 1):
             problems.append(
                 f"[data] kind = {kind!r} has {classes} classes ({_listed(data.classes)}), so the "
                 f"last width must be {classes}, one output (logit) per class"
+                + (" (or 1, one logit, with [loss] 'bce_with_logits')" if classes == 2 else "")
             )
     elif layers[-1] != len(data.targets):
         outputs = len(data.targets)
@@ -214,7 +217,9 @@ def _loss(run: RunConfig, registry: Registry, data: LoadedData) -> list[Problem]
         bump = torch.arange(1, outputs + 1, dtype=torch.float64)
         low, high = loss.forward(pred, target), loss.forward(pred + bump, target)
     except (NnrunError, ValueError, TypeError, RuntimeError) as error:
-        hint = "; use 'cross_entropy'" if task == "classification" else ""
+        hint = ""
+        if task == "classification":  # one logit is the two-class form bce_with_logits takes
+            hint = "; use 'bce_with_logits'" if outputs == 1 else "; use 'cross_entropy'"
         return [
             (
                 ("loss", "name"),

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from nnrun.config.schema import (
+    COMPONENT_LISTS,
     COMPONENT_SLOTS,
     ComponentSpec,
     DataSection,
@@ -43,6 +44,18 @@ def component_slots(run: RunConfig) -> list[tuple[str, str, ComponentSpec | None
     return out
 
 
+def listed_components(run: RunConfig) -> list[tuple[str, str, ComponentSpec]]:
+    """(kind, where, spec) for every entry of the run's component lists (`[train] metrics`);
+    `where` reads like "[train] metrics"."""
+    out = []
+    for kind, path in COMPONENT_LISTS:
+        specs: Any = run
+        for part in path:
+            specs = getattr(specs, part, None) if specs is not None else None
+        out += [(kind, f"[{path[0]}] {'.'.join(path[1:])}", spec) for spec in specs or []]
+    return out
+
+
 def _where(path: tuple[str, ...]) -> str:
     return f"[{path[0]}] {path[1]}" if path[0] == "model" else f"[{'.'.join(path)}]"
 
@@ -52,7 +65,7 @@ def resolve_components(
 ) -> tuple[RunConfig, list[Problem]]:
     """`run` with every component checked and its defaults filled in, and what is wrong with it.
     The dataset's paths resolve against `base_dir` (the experiment file's folder)."""
-    updates: dict[tuple[str, ...], ComponentSpec] = {}
+    updates: dict[tuple[str, ...], ComponentSpec | list[ComponentSpec]] = {}
     problems: list[Problem] = []
     data = _resolved_data(run.data, registry, base_dir or Path(), problems)
     for (kind, where, spec), (_, path) in zip(component_slots(run), COMPONENT_SLOTS):
@@ -61,6 +74,14 @@ def resolve_components(
         filled = _checked(registry, kind, spec.to_dict(), where, path, problems)
         if filled is not None:
             updates[path] = _respec(spec, filled)
+    for kind, path in COMPONENT_LISTS:
+        entries = [(where, spec) for k, where, spec in listed_components(run) if k == kind]
+        checked = [
+            _checked(registry, kind, spec.to_dict(), where, path, problems)
+            for where, spec in entries
+        ]
+        if entries:
+            updates[path] = [ComponentSpec(**values) for values in checked if values is not None]
     solver = run.solver
     if solver is not None and solver.optimizer is not None and solver.params.get("lr") is not None:
         problems.append(
@@ -146,6 +167,18 @@ def component_problems(
             isinstance(value, dict) and isinstance(value.get("name"), str)
         ):
             _checked(registry, kind, as_spec(value), _where(path), path, problems)
+    if task == "train":
+        for kind, path in COMPONENT_LISTS:
+            value = tables
+            for part in path:
+                value = value.get(part) if isinstance(value, dict) else None
+            for item in value if isinstance(value, list) else []:
+                if isinstance(item, str) or (
+                    isinstance(item, dict) and isinstance(item.get("name"), str)
+                ):
+                    spec = as_spec(item)
+                    where = f"[{path[0]}] {'.'.join(path[1:])}"
+                    _checked(registry, kind, spec, where, path, problems)
     data = tables.get("data")
     if task == "train" and isinstance(data, dict) and isinstance(data.get("kind", "function"), str):
         params = {k: v for k, v in data.items() if k not in DataSection.model_fields}
@@ -280,13 +313,18 @@ def _respec(spec: ComponentSpec, values: dict[str, Any]) -> ComponentSpec:
     return ComponentSpec(**values)
 
 
-def _with(run: RunConfig, updates: dict[tuple[str, ...], ComponentSpec]) -> RunConfig:
+def _with(
+    run: RunConfig, updates: dict[tuple[str, ...], ComponentSpec | list[ComponentSpec]]
+) -> RunConfig:
     data = run.model_dump(exclude_none=True)
     for path, spec in updates.items():
         *parents, leaf = path
         table = data
         for part in parents:
             table = table[part]
+        if isinstance(spec, list):
+            table[leaf] = [item.to_dict() for item in spec]
+            continue
         keep = (
             {"optimizer": table[leaf]["optimizer"]}
             if leaf == "solver" and "optimizer" in table[leaf]

@@ -10,8 +10,16 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from nnrun.errors import suggest
 from nnrun.names import name_problem
 
 Positive = Field(ge=1)
@@ -171,12 +179,25 @@ class ModelSection(Section):
         return value
 
 
+class EarlyStopping(Section):
+    """`early_stopping = { patience = 10, metric = "accuracy", mode = "max" }`: stop once the watched
+    figure on the validation split has not improved by more than `min_delta` for `patience` epochs."""
+
+    patience: int = Positive
+    metric: str = Field("val_loss", min_length=1, description="val_loss or a [train] metric")
+    mode: Literal["min", "max"] | None = Field(None, description="default: the metric's own")
+    min_delta: float = Field(0.0, ge=0.0, allow_inf_nan=False)
+
+
 class TrainSection(Section):
     epochs: int = Positive
     batch_size: int = Field(32, ge=1)
     probes: list[float] = Field([], description="inputs whose prediction is logged every epoch")
     shuffle: bool = False
-    early_stopping: int | None = Field(None, ge=1, description="patience in epochs")
+    metrics: list[ComponentSpec] = Field(
+        [], description="computed every epoch and on the test split"
+    )
+    early_stopping: EarlyStopping | None = Field(None, description="patience, or a table")
     restore_best: bool = Field(True, description="end on the best validation epoch's weights")
     grad_clip: float | None = Field(
         None, gt=0.0, allow_inf_nan=False, description="max global gradient norm"
@@ -192,6 +213,41 @@ class TrainSection(Section):
         repeated = sorted({probe for probe in value if value.count(probe) > 1})
         if repeated:
             raise ValueError(f"each probe once: {', '.join(map(repr, repeated))} is repeated")
+        return value
+
+    @field_validator("early_stopping", mode="before")
+    @classmethod
+    def _patience(cls, value: Any) -> Any:
+        """A bare integer is the patience of today's early stopping on the validation loss."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 1:
+                raise ValueError("Input should be greater than or equal to 1")
+            return {"patience": value}
+        return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics_once(cls, value: list[ComponentSpec]) -> list[ComponentSpec]:
+        names = [spec.name for spec in value]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"each metric once: {', '.join(map(repr, repeated))} is repeated")
+        return value
+
+    @field_validator("early_stopping")
+    @classmethod
+    def _watched_metric_is_computed(
+        cls, value: EarlyStopping | None, info: ValidationInfo
+    ) -> EarlyStopping | None:
+        if "metrics" not in info.data:
+            return value  # the metrics themselves are wrong: that is the problem to report
+        names = [spec.name for spec in info.data["metrics"]]
+        if value is not None and value.metric != "val_loss" and value.metric not in names:
+            listed = ", ".join(repr(n) for n in names)
+            raise ValueError(
+                f"metric = {value.metric!r}{suggest(value.metric, [*names, 'val_loss'])} is not "
+                f"among [train] metrics = [{listed}]: add it there, or watch 'val_loss'"
+            )
         return value
 
 
@@ -268,7 +324,9 @@ class TuneSection(Section):
     method: Literal["grid", "random", "qmc", "tpe"] = "random"
     trials: int = Field(ge=1, le=10_000)
     metric: str = Field("val_loss", min_length=1)
-    mode: Literal["min", "max"] = "min"
+    mode: Literal["min", "max"] | None = Field(
+        None, description="default: the metric's own (min for losses, the metric plugin's mode)"
+    )
     space: str | dict[str, dict[str, list[Any]]] = "default"
     final_seeds: int = Field(
         0, ge=0, le=1_000, description="re-run the best trial on this many seeds"
@@ -339,7 +397,8 @@ class RunConfig(Section):
             assert self.train is not None and self.data is not None  # none is missing (above)
             if self.train.early_stopping and self.data.split.val <= 0:
                 raise ValueError(
-                    "[train] early_stopping watches the validation loss: "
+                    f"[train] early_stopping watches the validation "
+                    f"{'loss' if self.train.early_stopping.metric == 'val_loss' else 'split'}: "
                     "add [data] split = { val = 0.1 } (or another share)"
                 )
         else:
@@ -381,8 +440,8 @@ def _plain(model: BaseModel) -> dict[str, Any]:
             value = value.to_dict()
         elif isinstance(value, BaseModel):
             value = _plain(value)
-        elif isinstance(value, tuple):
-            value = list(value)
+        elif isinstance(value, (list, tuple)):
+            value = [v.to_dict() if isinstance(v, ComponentSpec) else v for v in value]
         out[key] = value
     return out
 
@@ -401,4 +460,9 @@ COMPONENT_SLOTS: list[tuple[str, tuple[str, ...]]] = [
     ("schedulers", ("scheduler",)),
     ("solvers", ("solver",)),
     ("optimizers", ("solver", "optimizer")),
+]
+
+#: (kind, key path) of every list of components a run can name, e.g. `[train] metrics`.
+COMPONENT_LISTS: list[tuple[str, tuple[str, ...]]] = [
+    ("metrics", ("train", "metrics")),
 ]

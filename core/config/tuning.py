@@ -96,6 +96,19 @@ def epoch_metrics(run: RunConfig) -> list[str]:
     return keys
 
 
+def with_tune_mode(run: RunConfig, registry: Registry) -> RunConfig:
+    """`run` with `[tune] mode` filled in when the file leaves it out: "min" for a loss, else
+    the mode of the metric plugin that `val_<name>` or `train_<name>` records (accuracy: max)."""
+    tune = run.tune
+    if tune is None or tune.mode is not None:
+        return run
+    name = tune.metric.partition("_")[2]
+    mode = "min"
+    if not tune.metric.endswith("_loss") and name in registry.metrics:
+        mode = registry.metrics[name].mode
+    return run.model_copy(update={"tune": tune.model_copy(update={"mode": mode})})
+
+
 def tune_problems(text: str, run: RunConfig, registry: Registry) -> list[Located]:
     """Everything wrong with the run's `[tune]`, each with its line; [] when it has none."""
     tune = run.tune

@@ -92,8 +92,17 @@ def _train(
     loss = build(registry, "losses", run.loss)
     assert run.train is not None  # a train run has [train] (RunConfig checks)
     settings = train_settings(run.train)
+    metrics = {spec.name: build(registry, "metrics", spec) for spec in run.train.metrics}
     trainer = Trainer(
-        model, loss, optimizer, scheduler, settings, data.train, data.val, shuffle_generator(run)
+        model,
+        loss,
+        optimizer,
+        scheduler,
+        settings,
+        data.train,
+        data.val,
+        shuffle_generator(run),
+        metrics=metrics,
     )
     if resume:
         saved = directory.load_last_checkpoint(run.name)
@@ -141,9 +150,9 @@ def _train(
         "seconds": round(sum(r.get("seconds") or 0.0 for r in history), 3),
     }
     if status != "interrupted":  # the final weights: the best epoch's when restored
-        entry["final_loss"] = _finite_or_none(trainer.evaluate(*data.train))
-        if data.val is not None:
-            entry["final_val_loss"] = _finite_or_none(trainer.evaluate(*data.val))
+        entry |= _final_scores(trainer, data)
+    if status == "ok":
+        directory.save_model(run.name, model_file(run, model, data))
     if settings.early_stopping:
         entry["stopped_early"] = state.stopped_early
         entry["best_epoch"] = state.best_epoch
@@ -155,9 +164,63 @@ def _train(
     return entry
 
 
+def _final_scores(trainer: Trainer, data: Any) -> dict[str, Any]:
+    """The losses and metrics of the final weights: on the training and validation splits, and
+    once, at the end, on the test split. `final_metrics` are on `metrics_split`, the validation
+    split (the training split when there is none), like the per-epoch metrics."""
+    model = trainer.model
+    train_pred = model.forward(data.train[0])
+    scores: dict[str, Any] = {"final_loss": trainer.loss.forward(train_pred, data.train[1]).item()}
+    scored = (train_pred, data.train[1])
+    if data.val is not None:
+        scored = (model.forward(data.val[0]), data.val[1])
+        scores["final_val_loss"] = trainer.loss.forward(*scored).item()
+    if trainer.metrics:
+        scores["metrics_split"] = trainer.metrics_split
+        scores["final_metrics"] = trainer.score(*scored)
+    if data.test is not None:
+        test_pred = model.forward(data.test[0])
+        scores["test_loss"] = trainer.loss.forward(test_pred, data.test[1]).item()
+        if trainer.metrics:
+            scores["test_metrics"] = trainer.score(test_pred, data.test[1])
+    return _finite(scores)
+
+
+def model_file(run: RunConfig, model: Any, data: Any) -> dict[str, Any]:
+    """What `nnrun predict` needs to rebuild the network and read its inputs: plain data and
+    tensors only, so it loads with `torch.load(weights_only=True)`."""
+    assert run.model is not None
+    standardization = data.standardization
+    return {
+        "format": MODEL_FORMAT,
+        "run": run.name,
+        "task": data.task,
+        "layers": list(run.model.layers),
+        "activation": run.model.activation.to_dict(),
+        "output_activation": run.model.output_activation.to_dict(),
+        "dtype": run.experiment.dtype,
+        "weights": [w.cpu() for w in model.state_dict()],
+        "inputs": list(data.inputs),
+        "targets": list(data.targets),
+        "classes": list(data.classes),
+        "standardization": None if standardization is None else standardization.to_dict(),
+        # predict reads its CSV the way the training file was read
+        "delimiter": str((run.data.params if run.data else {}).get("delimiter", ",")),
+    }
+
+
+#: Marks a model file nnrun wrote, and its layout's version.
+MODEL_FORMAT = "nnrun-model-1"
+
+
 def train_settings(section: TrainSection) -> TrainSettings:
     """The training loop's plain settings from the validated `[train]` table."""
-    values = {f.name: getattr(section, f.name) for f in dataclasses.fields(TrainSettings)}
+    names = {f.name for f in dataclasses.fields(TrainSettings)}
+    values = {name: getattr(section, name) for name in names if hasattr(section, name)}
+    stopping = section.early_stopping
+    values["early_stopping"] = None if stopping is None else stopping.patience
+    if stopping is not None:
+        values |= {"watch": stopping.metric, "mode": stopping.mode, "min_delta": stopping.min_delta}
     return TrainSettings(**{**values, "probes": tuple(values["probes"])})
 
 

@@ -20,6 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from nnrun.experiment.reporting import metric_keys
 from nnrun.solver import Descent
 
 SIZE = (8, 5)  # inches
@@ -37,7 +38,8 @@ _LEGEND_INSIDE = 8
 
 
 def loss_figure(histories: Mapping[str, Sequence[Mapping[str, Any]]]) -> Figure:
-    """Train loss per epoch (solid) and validation loss (dashed, same colour) for every run."""
+    """Train loss per epoch (solid) and validation loss (dashed, same colour) for every run; when
+    the runs record metrics, a second panel below shows each one per epoch (linear scale)."""
     fig, ax = _axes("Loss per epoch", "epoch", "loss")
     for i, (run, history) in enumerate(histories.items()):
         color = _COLORS[i % len(_COLORS)]
@@ -48,6 +50,84 @@ def loss_figure(histories: Mapping[str, Sequence[Mapping[str, Any]]]) -> Figure:
         if any(v is not None for v in val):
             _line(ax, epochs, val, f"{run} val", color=color, linestyle="--")
     _finish(fig, ax)
+    keys = list(
+        dict.fromkeys(
+            k for history in histories.values() for row in history for k in metric_keys(row)
+        )
+    )
+    if keys:
+        _metric_panel(fig, ax, histories, keys)
+    return fig
+
+
+def _metric_panel(
+    fig: Figure,
+    loss_ax: Axes,
+    histories: Mapping[str, Sequence[Mapping[str, Any]]],
+    keys: list[str],
+) -> None:
+    """Each run's metrics per epoch under the loss, one line style per metric, the run's colour."""
+    fig.set_size_inches(fig.get_size_inches()[0], fig.get_size_inches()[1] * 1.8)
+    grid = fig.add_gridspec(2, 1)
+    loss_ax.set_subplotspec(grid[0])
+    ax = fig.add_subplot(grid[1], sharex=loss_ax)
+    ax.set(title="Metrics per epoch", xlabel="epoch", ylabel="metric")
+    ax.grid(True, alpha=0.3)
+    styles = ["-", "--", ":", "-."]
+    for i, (run, history) in enumerate(histories.items()):
+        for j, key in enumerate(keys):
+            points = [(row["epoch"], row[key]) for row in history if row.get(key) is not None]
+            finite = [(e, v) for e, v in points if math.isfinite(v)]
+            if finite:
+                ax.plot(
+                    [e for e, _ in finite],
+                    [v for _, v in finite],
+                    color=_COLORS[i % len(_COLORS)],
+                    linestyle=styles[j % len(styles)],
+                    marker="o" if len(finite) < 2 else None,
+                    label=f"{run} {key}",
+                )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if ax.get_lines():
+        _legend(fig, ax)
+
+
+def confusion_figure(
+    matrices: Mapping[str, tuple[torch.Tensor, Sequence[str], str]],
+) -> Figure:
+    """One row per run: the confusion matrix of counts (rows: true class, columns: predicted) and
+    the same matrix with each row divided by its count, so each class's recall is on the diagonal.
+    `matrices` maps a run to (counts (C, C), class names, the split counted)."""
+    rows = max(len(matrices), 1)
+    size = max((len(classes) for _, classes, _ in matrices.values()), default=2)
+    side = min(max(4.0, 0.45 * size + 2), 12.0)
+    fig = Figure(figsize=(2 * side + 1, side * rows), dpi=DPI, layout="constrained")
+    axes = fig.subplots(rows, 2, squeeze=False)
+    for (run, (counts, classes, split)), (left, right) in zip(matrices.items(), axes):
+        counts = counts.to(torch.float64).cpu()
+        totals = counts.sum(dim=1, keepdim=True)
+        normalised = torch.where(totals > 0, counts / totals.clamp(min=1), torch.zeros_like(counts))
+        total = int(counts.sum().item())
+        for ax, values, kind, text in (
+            (left, counts, "counts", lambda v: f"{int(v)}"),
+            (right, normalised, "normalised by true class", lambda v: f"{v:.2f}"),
+        ):
+            image = ax.imshow(values.numpy(), cmap="Blues", vmin=0)
+            fig.colorbar(image, ax=ax, shrink=0.8)
+            ax.set_title(f"{run}: {kind}\n{split} split ({total} samples)", fontsize="medium")
+            ax.set(xlabel="predicted class", ylabel="true class")
+            ticks = range(len(classes))
+            ax.set_xticks(ticks, labels=list(classes), rotation=45 if size > 4 else 0)
+            ax.set_yticks(ticks, labels=list(classes))
+            if size <= 20:  # numbers in the cells while they fit
+                high = float(values.max()) or 1.0
+                for r in ticks:
+                    for c in ticks:
+                        v = float(values[r, c])
+                        color = "white" if v > 0.6 * high else "black"
+                        ax.text(
+                            c, r, text(v), ha="center", va="center", color=color, fontsize="small"
+                        )
     return fig
 
 
@@ -258,6 +338,12 @@ def plot_fit(
     path: str | Path,
 ) -> Path:
     return save_figure(fit_figure(x, y, target_fn, predictions), path)
+
+
+def plot_confusion(
+    matrices: Mapping[str, tuple[torch.Tensor, Sequence[str], str]], path: str | Path
+) -> Path:
+    return save_figure(confusion_figure(matrices), path)
 
 
 def plot_descent(descents: Mapping[str, Sequence[Descent]], path: str | Path) -> Path:

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nnrun.config.resolve import component_slots
+from nnrun.config.resolve import component_slots, listed_components
 from nnrun.config.schema import ComponentSpec, RunConfig
 from nnrun.hyperparameters import hyperparameters
 from nnrun.registry import Registry
@@ -147,7 +147,7 @@ def describe_experiment(file: Path, overrides: Iterable[str] = ()) -> str:
     lines = [f"# {file}: {total} run(s), all valid. Components come from:"]
     data_lines: list[str] = []
     for run in experiment.runs:
-        slots = component_slots(run)
+        slots = [*component_slots(run), *listed_components(run)]
         if run.data is not None:
             slots.insert(0, ("datasets", "[data] kind", ComponentSpec(name=run.data.kind)))
             for line in describe_data(run, registry):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -198,12 +199,28 @@ def epoch_line(name: str, epochs: int, record: dict[str, Any]) -> str:
     ]
     if "val_loss" in record:
         parts.append(f"val_loss {_num(record['val_loss'])}")
+    parts += [f"{key} {_num(record[key])}" for key in metric_keys(record)]
     parts += [f"f({x})={_num(y)}" for x, y in (record.get("probes") or {}).items()]
     return "  ".join(parts)
 
 
+def metric_keys(record: Mapping[str, Any]) -> list[str]:
+    """The metrics in an epoch's record (`val_accuracy`, `train_r2`), in the order recorded."""
+    losses = ("train_loss", "val_loss", "mean_batch_loss")
+    return [k for k in record if k.startswith(("val_", "train_")) and k not in losses]
+
+
+def _metric_columns(runs: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(header, summary key, metric) for every metric any run has, final ones before test ones."""
+    columns: list[tuple[str, str, str]] = []
+    for key, label in (("final_metrics", "final"), ("test_metrics", "test")):
+        names = dict.fromkeys(name for r in runs for name in r.get(key) or {})
+        columns += [(f"{label} {name}", key, name) for name in names]
+    return columns
+
+
 def results_table(summary: dict[str, Any], title: str | None = None) -> Table:
-    """One row per run: status, final losses (train) or roots (solve), time."""
+    """One row per run: status, final losses and metrics (train) or roots (solve), time."""
     runs = summary["runs"]
     solve = any(r.get("task") == "solve" for r in runs)
     train = any(r.get("task", "train") == "train" for r in runs)
@@ -211,8 +228,11 @@ def results_table(summary: dict[str, Any], title: str | None = None) -> Table:
     table.add_column("run")
     table.add_column("status")
     validated = any("final_val_loss" in r for r in runs)
+    tested = any("test_loss" in r for r in runs)
+    metric_columns = _metric_columns(runs)
     if train:
-        columns = ["final train loss"] + (["final val loss"] if validated else []) + ["epochs"]
+        columns = ["final train loss"] + (["final val loss"] if validated else [])
+        columns += (["test loss"] if tested else []) + [c[0] for c in metric_columns] + ["epochs"]
         for column in columns:
             table.add_column(column, justify="right")
     if solve:
@@ -227,6 +247,10 @@ def results_table(summary: dict[str, Any], title: str | None = None) -> Table:
             row.append(_num(run.get("final_loss")) if is_train else "")
             if validated:
                 row.append(_num(run.get("final_val_loss")) if is_train else "")
+            if tested:
+                row.append(_num(run.get("test_loss")) if is_train else "")
+            for _, key, name in metric_columns:
+                row.append(_num((run.get(key) or {}).get(name)) if is_train else "")
             row.append(str(run.get("epochs", "")) if is_train else "")
         if solve:
             is_solve = run.get("task") == "solve"

@@ -37,6 +37,9 @@ def plot_run_directory(path: Path, experiment: Experiment, registry: Registry) -
         fit = _plot_fit(directory, train_runs, registry)
         if fit:
             written.append(fit)
+        confusion = _plot_confusion(directory, train_runs, registry)
+        if confusion:
+            written.append(confusion)
     descents: dict[str, list[Descent]] = {}
     for run in solve_runs:
         found = [m for m in records if m.get("run") == run.name and "descent" in m]
@@ -147,3 +150,48 @@ def _plot_fit(directory: RunDirectory, runs: list[Any], registry: Registry) -> P
         predictions,
         directory.path / "fit.png",
     )
+
+
+def confusion_counts(predicted: torch.Tensor, target: torch.Tensor, classes: int) -> torch.Tensor:
+    """(classes, classes) counts: row = true class, column = predicted class."""
+    index = target.to(torch.long) * classes + predicted.to(torch.long)
+    return torch.bincount(index.cpu(), minlength=classes * classes).view(classes, classes)
+
+
+def _plot_confusion(directory: RunDirectory, runs: list[Any], registry: Registry) -> Path | None:
+    """The confusion matrix of each classification run's final model (models/<run>.pt) on its
+    test split, else its validation split, else its training split."""
+    from nnrun.experiment.assemble import make_data
+    from nnrun.experiment.figures import plot_confusion
+    from nnrun.experiment.predict import load_network
+    from nnrun.metric import predicted_classes
+
+    matrices = {}
+    for run in runs:
+        if not directory.model_path(run.name).is_file():
+            continue  # not finished ok: no final model
+        model = directory.load_model(run.name)
+        if model["task"] != "classification":
+            continue
+        data = make_data(run, registry)
+        split, (x, y) = next(
+            (name, part)
+            for name, part in (
+                ("test", data.test),
+                ("validation", data.val),
+                ("training", data.train),
+            )
+            if part is not None
+        )
+        network = load_network(model, registry)
+        predicted = predicted_classes(
+            network.forward(x.cpu().to(network.layers[0].weight.data.dtype))
+        )
+        matrices[run.name] = (
+            confusion_counts(predicted, y.cpu(), len(model["classes"])),
+            model["classes"],
+            split,
+        )
+    if not matrices:
+        return None
+    return plot_confusion(matrices, directory.path / "confusion.png")

@@ -48,15 +48,16 @@ CONFIG, ENVIRONMENT, METRICS, SUMMARY, OVERRIDES = (
     "summary.json",
     "overrides.txt",
 )
-FAILURES, MARKER, LOCK, CHECKPOINTS, LAST = (
+FAILURES, MARKER, LOCK, CHECKPOINTS, LAST, MODELS = (
     "failures.log",
     ".nnrun-run",  # written when nnrun creates the directory: --force deletes only such a one
     ".nnrun.lock",
     "checkpoints",
     "last",
+    "models",  # models/<run>.pt: the final weights and what `nnrun predict` needs
 )
 REPORT = "report.html"  # nnrun.experiment.report_html writes it at the end of every run
-PLOTS = ("loss.png", "fit.png", "descent.png", "tune.png")
+PLOTS = ("loss.png", "fit.png", "descent.png", "tune.png", "confusion.png")
 #: `[tune]` keeps one Optuna study per configuration here, as a journal file.
 STUDIES, STUDY_SUFFIX = "tune", ".log"
 #: `[report] tensorboard = true` writes live event files in tensorboard/<run>/.
@@ -190,6 +191,8 @@ class RunDirectory:
                         foreign.append(run)
                         continue
                     foreign += [i for i in sorted(run.iterdir()) if not _is_event_file(i)]
+            elif entry.name == MODELS and is_plain_folder(entry):
+                foreign += [item for item in sorted(entry.iterdir()) if not _is_model(item)]
             elif not (is_plain_file(entry) and _written_name(entry.name, WRITTEN)):
                 foreign.append(entry)
         return foreign
@@ -205,7 +208,7 @@ class RunDirectory:
                             item.unlink()
                         run.rmdir()
                     entry.rmdir()
-                elif entry.name == STUDIES and is_plain_folder(entry):
+                elif entry.name in (STUDIES, MODELS) and is_plain_folder(entry):
                     for item in entry.iterdir():
                         item.unlink()
                     entry.rmdir()
@@ -484,6 +487,47 @@ class RunDirectory:
             )
         return path
 
+    # final models -----------------------------------------------------------------------------
+    def model_path(self, run: str) -> Path:
+        return self.file(MODELS, f"{slug(run)}.pt")
+
+    def save_model(self, run: str, model: dict[str, Any]) -> Path:
+        """Write `models/<run>.pt` atomically: the final weights and what predict needs."""
+        import torch
+
+        target = self._folder(MODELS) / f"{slug(run)}.pt"
+        write_atomic(target, lambda stream: torch.save(model, stream))
+        return target
+
+    def load_model(self, run: str) -> dict[str, Any]:
+        """`models/<run>.pt`, loaded with `weights_only=True` (a crafted file cannot run code) and
+        checked to be a model file nnrun wrote."""
+        import torch
+
+        from nnrun.experiment.execute import MODEL_FORMAT
+
+        path = self.model_path(run)
+        try:
+            fd = open_nofollow(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise RunDirectoryError(
+                f"{self.path}: run {run!r} has no saved model ({MODELS}/{path.name}); a model is "
+                f"saved when a run finishes with status ok"
+            ) from None
+        except OSError as error:
+            raise RunDirectoryError(f"{path}: cannot read it: {error.strerror}") from None
+        try:
+            with os.fdopen(fd, "rb") as stream:
+                model = torch.load(stream, map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise RunDirectoryError(
+                f"{path}: damaged or not written by nnrun: it does not load as a model of tensors "
+                f"and plain data ({type(error).__name__})"
+            ) from None
+        if not (isinstance(model, dict) and model.get("format") == MODEL_FORMAT):
+            raise RunDirectoryError(f"{path}: not an nnrun model file ({MODEL_FORMAT})")
+        return model
+
     # checkpoints ------------------------------------------------------------------------------
     def checkpoint_dir(self, run: str) -> Path:
         return self.file(CHECKPOINTS, slug(run), LAST).parent
@@ -553,6 +597,13 @@ class RunDirectory:
                 self._point_last(path.parent, older.name)
                 return checkpoint
             raise RunDirectoryError(f"{error}; and no earlier checkpoint of {run} loads") from None
+
+
+def _is_model(item: Path) -> bool:
+    """Whether nnrun wrote `item` in models/: a model file, or a leftover temporary one."""
+    temporary = _TEMPORARY.fullmatch(item.name)
+    name = temporary[1] if temporary else item.name
+    return name.endswith(".pt") and is_plain_file(item)
 
 
 def _metrics_record(line: bytes) -> dict[str, Any] | None:

@@ -7,6 +7,8 @@ a run interrupted and resumed produces bit-identical numbers on CPU to one that 
 Each epoch records two losses: `train_loss`, the loss of the weights at the epoch's end over the
 whole training set (what the results table's final train loss and loss.png show), and
 `mean_batch_loss`, the mean of the batch losses during the epoch, taken while the weights moved.
+The metrics (`val_accuracy`, ...) are computed from the same forward pass as the validation loss
+(`train_accuracy` from the training loss's when there is no validation split).
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from nnrun.components import Loss
 from nnrun.experiment.data import minibatches
+from nnrun.metric import Metric
 from nnrun.model import MLP
 from nnrun.optimizer import Optimizer
 from nnrun.scheduler import Scheduler
@@ -53,6 +56,9 @@ class TrainSettings:
     probes: tuple[float, ...] = ()
     shuffle: bool = False
     early_stopping: int | None = None  # patience in epochs
+    watch: str = "val_loss"  # what early stopping watches: val_loss or a metric's name
+    mode: Literal["min", "max"] | None = None  # None: the watched metric's own (val_loss: min)
+    min_delta: float = 0.0  # an improvement is by more than this
     restore_best: bool = True  # with early_stopping: end on the best validation epoch's weights
     grad_clip: float | None = None
     checkpoint_every: int | None = None
@@ -65,7 +71,7 @@ class TrainState:
     epoch: int = 0  # epochs completed
     step: int = 0  # batches completed in the current epoch
     loss_sum: float = 0.0  # sum of this epoch's batch losses so far
-    best_val: float = math.inf
+    best_val: float = math.inf  # the best value of the watched figure (-inf first for "max")
     best_epoch: int = 0  # the epoch of best_val (0: none yet)
     bad_epochs: int = 0
     epoch_seconds: float = 0.0
@@ -89,17 +95,24 @@ class Trainer:
         val_data: tuple[torch.Tensor, torch.Tensor] | None,
         generator: torch.Generator,
         stop: type[StopFlag] | StopFlag = StopFlag,
+        metrics: Mapping[str, Metric] | None = None,
     ):
         self.model, self.loss, self.optimizer, self.scheduler = model, loss, optimizer, scheduler
         self.settings = settings
         self.x, self.y = train_data
         self.val = val_data if val_data is not None and len(val_data[0]) else None
+        self.metrics = dict(metrics or {})
+        self.metrics_split = "val" if self.val is not None else "train"
+        watch = settings.watch
+        if watch != "val_loss" and watch not in self.metrics:
+            raise ValueError(f"early stopping watches {watch!r}, which is not among the metrics")
+        self.mode = settings.mode or (self.metrics[watch].mode if watch != "val_loss" else "min")
         self.generator = generator
         self.stop = stop
         self.probes = torch.tensor(settings.probes, dtype=self.x.dtype, device=self.x.device)[
             :, None
         ]
-        self.state = TrainState()
+        self.state = TrainState(best_val=math.inf if self.mode == "min" else -math.inf)
         self.best_weights: list[torch.Tensor] | None = None  # the model at state.best_epoch
         self.steps_per_epoch = math.ceil(len(self.x) / settings.batch_size)
 
@@ -190,15 +203,21 @@ class Trainer:
     def _end_epoch(self, mean_batch_loss: float) -> dict[str, Any]:
         state, settings = self.state, self.settings
         state.epoch += 1
-        train_loss = self.evaluate(self.x, self.y)  # one forward pass over the training set
+        train_pred = self.model.forward(self.x)  # one forward pass over the training set
+        train_loss = self.loss.forward(train_pred, self.y).item()
         record: dict[str, Any] = {
             "epoch": state.epoch,
             "train_loss": train_loss,
             "mean_batch_loss": mean_batch_loss,
         }
-        val_loss = self.evaluate(*self.val) if self.val is not None else None
-        if val_loss is not None:
+        val_loss = None
+        scored = (train_pred, self.y)
+        if self.val is not None:
+            scored = (self.model.forward(self.val[0]), self.val[1])
+            val_loss = self.loss.forward(*scored).item()
             record["val_loss"] = val_loss
+        for name, value in self.score(*scored).items():
+            record[f"{self.metrics_split}_{name}"] = value
         record["lr"] = self.optimizer.hyperparameters.get("lr")
         if len(self.probes):
             predictions = self.model.forward(self.probes)[:, 0].tolist()
@@ -212,8 +231,9 @@ class Trainer:
         if self.scheduler is not None:
             self.scheduler.step(val_loss if val_loss is not None else train_loss)
         if settings.early_stopping and val_loss is not None:
-            if val_loss < state.best_val:
-                state.best_val, state.best_epoch, state.bad_epochs = val_loss, state.epoch, 0
+            watched = val_loss if settings.watch == "val_loss" else record[f"val_{settings.watch}"]
+            if self._improves(watched):
+                state.best_val, state.best_epoch, state.bad_epochs = watched, state.epoch, 0
                 if settings.restore_best:
                     self.best_weights = self.model.state_dict()
             else:
@@ -222,9 +242,18 @@ class Trainer:
                     state.status, state.stopped_early = "ok", True
         return record
 
+    def _improves(self, value: float) -> bool:
+        """Whether the watched figure beats the best so far by more than `min_delta` (NaN never)."""
+        best, delta = self.state.best_val, self.settings.min_delta
+        return value < best - delta if self.mode == "min" else value > best + delta
+
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> float:
         """The loss over a whole dataset, in one forward pass."""
         return self.loss.forward(self.model.forward(x), y).item()
+
+    def score(self, pred: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """Every metric of the predictions `pred` for targets `y`, by name."""
+        return {name: metric.compute(pred, y) for name, metric in self.metrics.items()}
 
     def state_dict(self) -> dict[str, Any]:
         return {

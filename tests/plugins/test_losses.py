@@ -234,3 +234,41 @@ def test_conformance_kit_passes(losses, name, params, kind):
 @KIT
 def test_conformance_kit_passes_on_cuda(losses, name, params, kind):
     check_loss(losses[name], kind, device="cuda", extremes=(-1000.0, 1000.0), **dict(params))
+
+
+def _indices_for_one_logit(pred: torch.Tensor) -> torch.Tensor:
+    """Class indices 0/1 (N,) for (N, 1) logits: half of them 1, alternating."""
+    return (torch.arange(pred.shape[0], device=pred.device) % 2).to(torch.long)
+
+
+@pytest.mark.parametrize("n", [1, 7, 64])
+def test_bce_with_logits_takes_class_indices_for_one_output_as_torch_takes_floats(losses, n):
+    generator = torch.Generator().manual_seed(3)
+    pred = 3 * torch.randn(n, 1, generator=generator, dtype=torch.float64)
+    pred[0, 0] = 1000.0
+    indices = torch.randint(2, (n,), generator=generator)
+    floats = indices.to(torch.float64).unsqueeze(-1)
+    loss = losses["bce_with_logits"]()
+    reference = F.binary_cross_entropy_with_logits
+    torch.testing.assert_close(loss.forward(pred, indices), reference(pred, floats), **FLOAT64)
+    torch.testing.assert_close(
+        loss.backward(pred, indices), _torch_grad(reference, pred, floats), **FLOAT64_GRAD
+    )
+
+
+def test_bce_with_logits_class_indices_pass_the_conformance_kit(losses):
+    check_loss(
+        losses["bce_with_logits"],
+        _indices_for_one_logit,
+        shapes=[(1, 1), (7, 1), (32, 1)],
+        extremes=(-1000.0, -100.0, 100.0, 1000.0),
+    )
+
+
+@pytest.mark.parametrize(
+    ("pred_shape", "target_shape"), [((4, 1), (4, 1)), ((4, 1), (3,)), ((4, 2), (4,))]
+)
+def test_bce_with_logits_refuses_class_indices_of_the_wrong_shape(losses, pred_shape, target_shape):
+    target = torch.zeros(target_shape, dtype=torch.long)
+    with pytest.raises(ValueError, match="target"):
+        losses["bce_with_logits"]().forward(torch.zeros(pred_shape), target)

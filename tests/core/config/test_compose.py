@@ -221,7 +221,7 @@ BAD_FILES = {
         "runs = [{ name = 'a', optimiser = {} }]\n" + BASE,
         None,
         ": [[runs]] 'a': unknown key 'optimiser'; did you mean 'optimizer'?; a run may set "
-        "experiment, data, model, loss, optimizer, scheduler, train, solver",
+        "experiment, data, model, loss, optimizer, scheduler, train, solver, report, tune",
     ),
     "repeated run names": (
         BASE + "[[runs]]\nname = 'a'\n[[runs]]\nname = 'b'\n[[runs]]\nname = 'a'\n"

@@ -179,3 +179,17 @@ def test_plugins_lists_each_optimizers_default_space():
 def test_a_file_without_tune_is_unchanged(tmp_path):
     (run,) = load(tmp_path, BASE).runs
     assert run.tune is None and "tune" not in run.to_dict()
+
+
+@pytest.mark.parametrize(
+    "metric,mode", [("val_loss", "min"), ("val_accuracy", "max"), ("train_loss", "min")]
+)
+def test_mode_defaults_to_the_metrics_own(tmp_path, metric, mode):
+    from nnrun.config.schema import TuneSection
+    from nnrun.config.tuning import with_tune_mode
+
+    (run,) = load(tmp_path, BASE).runs
+    tuned = run.model_copy(update={"tune": TuneSection(metric=metric, trials=2)})
+    assert with_tune_mode(tuned, registry()).tune.mode == mode
+    explicit = run.model_copy(update={"tune": TuneSection(metric=metric, trials=2, mode="max")})
+    assert with_tune_mode(explicit, registry()).tune.mode == "max"

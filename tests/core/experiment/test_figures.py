@@ -182,3 +182,52 @@ def test_group_losses_draw_the_median_and_a_band_of_the_seeds(tmp_path, band):
         assert max(edges) == pytest.approx(1.5 + 4.302652729911275 * 0.5 / math.sqrt(3))
     assert ax.get_ylim()[1] >= max(edges)  # the band is not cut off
     assert_png(figures.plot_group_losses(groups, tmp_path / "plots" / "loss.png", band))
+
+
+def test_metrics_get_a_panel_under_the_losses_one_line_per_run_and_metric(tmp_path):
+    rows = history([1.0, 0.5, 0.25], [1.1, 0.6, 0.3])
+    for row, accuracy in zip(rows, [0.5, 0.75, 0.875]):
+        row |= {"val_accuracy": accuracy, "val_f1_macro": accuracy - 0.125}
+    fig = figures.loss_figure({"a": rows, "b": history([1.0, 0.9, 0.8])})
+    loss_ax, metric_ax = fig.axes
+    assert {line.get_label() for line in loss_ax.get_lines()} == {"a train", "a val", "b train"}
+    lines = {line.get_label(): line for line in metric_ax.get_lines()}
+    assert set(lines) == {"a val_accuracy", "a val_f1_macro"}
+    assert list(lines["a val_accuracy"].get_ydata()) == [0.5, 0.75, 0.875]
+    assert metric_ax.get_yscale() == "linear"  # accuracy in [0, 1] reads best on a linear axis
+    path = figures.plot_losses({"a": rows}, tmp_path / "loss.png")
+    assert matplotlib.image.imread(path).shape == (900, 800, 4)  # 8×9 inches: two panels
+
+
+def test_without_metrics_the_loss_figure_keeps_one_panel():
+    assert len(figures.loss_figure({"a": history([1.0, 0.5])}).axes) == 1
+
+
+def test_confusion_shows_counts_and_rows_normalised_for_each_run(tmp_path):
+    counts = torch.tensor([[3, 1, 0], [0, 4, 0], [2, 0, 2]])
+    matrices = {
+        "a": (counts, ["cat", "dog", "eel"], "test"),
+        "b": (counts.T, ["c", "d", "e"], "val"),
+    }
+    fig = figures.confusion_figure(matrices)
+    images = [ax for ax in fig.axes if ax.get_images()]
+    assert len(images) == 4  # counts and normalised, per run
+    left, right = images[0].get_images()[0].get_array(), images[1].get_images()[0].get_array()
+    assert left.tolist() == counts.tolist()
+    # each true class's row divided by its count: the recall of every class on the diagonal
+    assert right[0].tolist() == pytest.approx([0.75, 0.25, 0.0])
+    assert right[2].tolist() == pytest.approx([0.5, 0.0, 0.5])
+    cells = [t.get_text() for t in images[0].texts]
+    assert cells[:3] == ["3", "1", "0"] and "0.75" in [t.get_text() for t in images[1].texts]
+    assert [t.get_text() for t in images[0].get_xticklabels()] == ["cat", "dog", "eel"]
+    assert images[0].get_title() == "a: counts\ntest split (12 samples)"
+    assert images[1].get_title() == "a: normalised by true class\ntest split (12 samples)"
+    path = figures.plot_confusion(matrices, tmp_path / "confusion.png")
+    assert matplotlib.image.imread(path).shape == (800, 900, 4)  # two 4-inch rows, 9 wide
+
+
+def test_a_class_without_samples_is_a_row_of_zeros_not_nan():
+    counts = torch.tensor([[2, 0], [0, 0]])
+    fig = figures.confusion_figure({"a": (counts, ["x", "y"], "test")})
+    normalised = [ax for ax in fig.axes if ax.get_images()][1].get_images()[0].get_array()
+    assert normalised.tolist() == [[1.0, 0.0], [0.0, 0.0]]

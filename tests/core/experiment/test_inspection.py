@@ -156,6 +156,7 @@ def test_plugins_json_lists_components_with_hyperparameters_and_provenance():
         "schedulers",
         "solvers",
         "datasets",
+        "metrics",
     }
     by_name = {(kind, c["name"]): c for kind, cs in listing["components"].items() for c in cs}
     adam = by_name["optimizers", "adam"]

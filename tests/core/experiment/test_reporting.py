@@ -283,3 +283,67 @@ def test_an_early_stop_between_log_every_lines_still_shows_the_last_epoch():
         reporter.epoch(run, {"epoch": epoch, "train_loss": 1.0 / epoch})
     reporter.run_finished({"name": "r", "status": "ok"})
     assert epoch_lines(stream.getvalue()) == ["r  epoch 3/50  train_loss 0.333333"]
+
+
+def test_the_table_has_a_column_per_final_and_test_metric_and_the_test_loss():
+    summary = {
+        "experiment": "classes",
+        "runs": [
+            {
+                "name": "a",
+                "task": "train",
+                "status": "ok",
+                "final_loss": 0.5,
+                "final_val_loss": 0.25,
+                "test_loss": 0.3,
+                "final_metrics": {"accuracy": 0.9, "f1_macro": 0.875},
+                "test_metrics": {"accuracy": 0.8125, "f1_macro": 0.75},
+                "epochs": 4,
+                "seconds": 1.0,
+            },
+            {
+                "name": "b",
+                "task": "train",
+                "status": "ok",
+                "final_loss": 0.5,
+                "final_val_loss": 0.25,
+                "final_metrics": {"accuracy": 0.5},
+                "epochs": 4,
+                "seconds": 1.0,
+            },
+        ],
+    }
+    text = render(results_table(summary))
+    header = [cell.strip() for cell in text.splitlines()[2].split("┃")[1:-1]]
+    assert header == [
+        "run",
+        "status",
+        "final train loss",
+        "final val loss",
+        "test loss",
+        "final accuracy",
+        "final f1_macro",
+        "test accuracy",
+        "test f1_macro",
+        "epochs",
+        "time (s)",
+    ]
+    assert row(text, "a")[4:9] == ["0.3", "0.9", "0.875", "0.8125", "0.75"]
+    assert row(text, "b")[4:9] == ["-", "0.5", "-", "-", "-"]
+
+
+def test_epoch_lines_show_the_metrics_and_show_prints_them_again(tmp_path):
+    text = textwrap.dedent(TINY).replace("[train]\n", '[train]\nmetrics = ["r2", "mae"]\n')
+    (tmp_path / "e.toml").write_text(text)
+    result = CliRunner().invoke(
+        main, ["run", str(tmp_path / "e.toml"), "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 0, result.output
+    records = [
+        json.loads(line) for line in (tmp_path / "o" / "metrics.jsonl").read_text().splitlines()
+    ]
+    last = records[-1]
+    assert f"val_r2 {last['val_r2']:.6g}  val_mae {last['val_mae']:.6g}" in result.stderr
+    shown = CliRunner().invoke(main, ["show", str(tmp_path / "o")])
+    assert "final r2" in shown.stdout and "final mae" in shown.stdout
+    assert f"{last['val_r2']:.6g}" in shown.stdout
