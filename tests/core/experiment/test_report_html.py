@@ -229,3 +229,40 @@ def test_chromium_renders_the_table_and_charts_offline(run_dir):
     rendered = Page(dom)
     assert len(rendered.rows) == 3
     assert sum(tag in ("svg", "canvas") for tag, _ in rendered.tags) >= 2
+
+
+SWEEP = """
+[experiment]
+name = "hundred"
+seed = 1
+seeds = [0, 1, 2, 3, 4]
+
+[data]
+expr = "x**2"
+n = 64
+split = { val = 0.25 }
+
+[model]
+layers = [1, 8, 1]
+
+[optimizer]
+name = "sgd"
+
+[train]
+epochs = 40
+
+[sweep]
+"optimizer.name" = ["sgd", "adam", "rmsprop", "lion"]
+"optimizer.lr" = [0.001, 0.003, 0.01, 0.03, 0.1]
+"""
+
+
+@pytest.mark.slow
+def test_a_100_run_sweeps_page_stays_under_5_mb(tmp_path):
+    (tmp_path / "e.toml").write_text(textwrap.dedent(SWEEP))
+    result = invoke(tmp_path / "e.toml", "--out", tmp_path / "out", "-q", "--jobs", "2")
+    assert result.exit_code == 0, result.output
+    page = tmp_path / "out" / "report.html"
+    assert len(json.loads((tmp_path / "out" / "summary.json").read_text())["runs"]) == 100
+    assert page.stat().st_size < 5 * 1024 * 1024
+    assert len(Page(page.read_text(encoding="utf-8")).rows) == 20  # one per group
