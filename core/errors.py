@@ -25,6 +25,11 @@ class ConfigError(NnrunError, ValueError):
         self.key = key
 
 
+class MissingDependencyError(ConfigError):
+    """A component needs an optional package that is not installed; the message names the extra
+    to install. `nnrun verify` reports the component's checks as skipped, not failed."""
+
+
 class UnknownComponentError(NnrunError, KeyError):
     """A component name that no loaded plugin registered. `also` are names to suggest beyond
     those listed as available (the qualified names of components reachable by their plain name)."""

@@ -282,11 +282,16 @@ def render_verify(listing: dict[str, Any], console: Any = None) -> None:
     table = Table(title=f"nnrun verify {listing['target']}", title_justify="left")
     for column in ("component", "check", "result", "figure", "tolerance"):
         table.add_column(column)
-    failures = []
+    failures: list[str] = []
+    skips: set[str] = set()
     for component in listing["components"]:
         full = label = f"{component['kind'][:-1]} {component['name']}"
         for check in component["checks"]:
-            result = "passed" if check["passed"] else "[red]FAILED[/]"
+            result = (
+                "[yellow]skipped[/]"
+                if check.get("skipped")
+                else ("passed" if check["passed"] else "[red]FAILED[/]")
+            )
             table.add_row(
                 escape(label),
                 escape(check["check"]),
@@ -296,14 +301,22 @@ def render_verify(listing: dict[str, Any], console: Any = None) -> None:
             )
             if not check["passed"]:
                 failures.append(f"{full}: {check['check']}: {check['message']}")
+            elif check.get("skipped"):
+                skips.add(f"{full}: {check['message']}")
             label = ""
     console.print(table)
     for failure in failures:
         console.print("[red]FAILED[/] " + escape(failure), highlight=False, soft_wrap=True)
+    for skip in sorted(skips):
+        console.print("[yellow]skipped[/] " + escape(skip), highlight=False, soft_wrap=True)
     total = sum(len(c["checks"]) for c in listing["components"])
     failed = sum(not check["passed"] for c in listing["components"] for check in c["checks"])
+    skipped = sum(
+        bool(check.get("skipped")) for c in listing["components"] for check in c["checks"]
+    )
     console.print(
-        f"{len(listing['components'])} component(s), {total} checks, {failed} failed",
+        f"{len(listing['components'])} component(s), {total} checks, {failed} failed"
+        + (f", {skipped} skipped (a missing optional dependency)" if skipped else ""),
         highlight=False,
     )
 

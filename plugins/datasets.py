@@ -18,7 +18,7 @@ import torch
 import nnrun
 from nnrun.config.expr import Expression, compile_expression, variables
 from nnrun.dataset import DataContext, Dataset, LoadedData, Task
-from nnrun.errors import ConfigError
+from nnrun.errors import ConfigError, MissingDependencyError
 from nnrun.experiment.data import function_dataset
 from nnrun.hookspecs import Register
 from nnrun.plugins._csv import encode_labels, read_csv
@@ -322,7 +322,7 @@ class SklearnData(Dataset):
         try:
             from sklearn import datasets  # type: ignore[import-untyped]
         except ImportError:
-            raise ConfigError(
+            raise MissingDependencyError(
                 f"dataset = {self.dataset!r} needs scikit-learn, which is not installed: "
                 f"pip install 'nnrun[sklearn]'",
                 key="dataset",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 import pytest
 import torch
@@ -165,3 +166,13 @@ def test_plugins_listing_shows_each_optimizers_reference():
     # wide enough that no cell wraps, whatever extension packages are installed beside nnrun
     table = CliRunner().invoke(main, ["plugins"], env={"COLUMNS": "250"}).stdout
     assert "reference" in table and "torch.optim.RMSprop" in table
+
+
+def test_a_component_whose_optional_dependency_is_missing_is_skipped_not_failed(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # `import sklearn` raises ImportError
+    result = invoke("verify", "datasets:sklearn")
+    assert result.exit_code == 0, result.output
+    assert "skipped" in result.stdout and "nnrun[sklearn]" in result.stdout
+    listing = json.loads(invoke("verify", "datasets:sklearn", "--json").stdout)
+    (component,) = listing["components"]
+    assert listing["passed"] and all(check["skipped"] for check in component["checks"])

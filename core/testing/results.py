@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from nnrun.errors import MissingDependencyError
+
 
 class CheckFailed(AssertionError):
     """A property that broke; `figure` is what was measured, when there is a number."""
@@ -40,6 +42,7 @@ class CheckResult:
     tolerance: float | None = None
     measure: str = ""
     message: str = ""
+    skipped: bool = False  # an optional dependency is missing: neither passed nor failed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,6 +59,14 @@ def run_checks(checks: Sequence[Check], strict: bool) -> list[CheckResult]:
             if strict:
                 raise
             results.append(_failed(check, str(failure), failure.figure))
+        except MissingDependencyError as missing:  # say what to install; not the plugin's fault
+            if strict:
+                raise
+            results.append(
+                CheckResult(
+                    check.name, True, None, check.tolerance, check.measure, str(missing), True
+                )
+            )
         except Exception as error:  # the component itself raised: that check failed
             if strict:
                 raise
