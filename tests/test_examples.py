@@ -129,13 +129,13 @@ def test_the_seeds_example_has_a_group_per_optimizer_and_compares_them(tmp_path)
 
 
 @pytest.mark.slow
-def test_the_digits_yardstick_reaches_97_percent_test_accuracy_in_under_30_seconds(tmp_path):
-    """The README's yardstick, as the file stands: 60 epochs on the stratified 70/10/20 split."""
+def test_the_digits_yardstick_reaches_97_percent_test_accuracy(tmp_path):
+    """The README's yardstick, as the file stands: 60 epochs on the stratified 70/10/20 split.
+    (Its training time is measured by benchmarks/digits.py, not asserted here: no test times.)"""
     summary = run("digits.toml", tmp_path / "out", "-o", "train.epochs=60")
     (entry,) = summary["runs"]
     assert entry["status"] == "ok" and entry["epochs"] == 60
     assert entry["test_metrics"]["accuracy"] >= 0.97
-    assert entry["seconds"] < 30  # training epochs, as timed in metrics.jsonl
 
 
 def test_predict_on_the_iris_training_file_reuses_its_standardization_and_class_names(tmp_path):
