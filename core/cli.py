@@ -70,19 +70,27 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from nnrun.experiment.reporting import printable
-        from nnrun.experiment.runner import Interrupted
-
         try:
             return command(*args, **kwargs)
-        except Interrupted as error:
-            click.echo(printable(str(error)), err=True)
-            sys.exit(EXIT_INTERRUPTED)
-        except NnrunError as error:  # its message may quote the user's text: no raw escapes
-            click.echo(f"Error: {printable(str(error))}", err=True)
-            sys.exit(EXIT_BAD_INPUT)
+        except Exception as error:
+            from nnrun.experiment.reporting import printable
+
+            if _interrupted(error):
+                click.echo(printable(str(error)), err=True)
+                sys.exit(EXIT_INTERRUPTED)
+            if isinstance(error, NnrunError):  # it may quote the user's text: no raw escapes
+                click.echo(f"Error: {printable(str(error))}", err=True)
+                sys.exit(EXIT_BAD_INPUT)
+            raise
 
     return wrapper
+
+
+def _interrupted(error: BaseException) -> bool:
+    """Whether `error` is the runner's `Interrupted`, without importing the runner (and torch
+    with it) for commands that never run anything: if it is not imported, it raised nothing."""
+    runner = sys.modules.get("nnrun.experiment.runner")
+    return runner is not None and isinstance(error, runner.Interrupted)
 
 
 @click.group(cls=DefaultToRun, context_settings={"help_option_names": ["-h", "--help"]})

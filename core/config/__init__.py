@@ -1,4 +1,8 @@
-"""Experiment files: read, compose (runs, sweeps, overrides), validate, resolve against plugins."""
+"""Experiment files: read, compose (runs, sweeps, overrides), validate, resolve against plugins.
+
+What resolves components and checks the fit imports torch; it is imported by `load_experiment`,
+so that reading a run directory's config (`nnrun show`, `compare`) does not.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from nnrun.config.compose import Override, compose, read_source
-from nnrun.config.fit import available_memory, check_fit, data_notes
 from nnrun.config.report import report_problems
 from nnrun.config.requires import WHERE, requirement_problems
-from nnrun.config.resolve import component_problems, resolve_components
 from nnrun.config.schema import ComponentSpec, RunConfig
-from nnrun.config.tuning import tune_problems, with_tune_mode
 from nnrun.config.validate import Located, line_for, validate_run
 from nnrun.errors import ConfigError
 from nnrun.registry import Registry
@@ -64,6 +65,9 @@ def load_experiment(
 
     `seed` is used when the file sets none (a resume passes the seed drawn the first time).
     """
+    from nnrun.config.fit import available_memory, check_fit, data_notes
+    from nnrun.config.resolve import component_problems, resolve_components
+    from nnrun.config.tuning import tune_problems, with_tune_mode
     from nnrun.loading import load_registry
 
     path = Path(path)

@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nnrun.config.resolve import component_slots, listed_components
 from nnrun.config.schema import ComponentSpec, RunConfig
 from nnrun.hyperparameters import hyperparameters
 from nnrun.registry import Registry
@@ -137,6 +136,7 @@ def render_plugin_listing(listing: dict[str, Any], console: Console | None = Non
 def describe_experiment(file: Path, overrides: Iterable[str] = ()) -> str:
     """The resolved experiment as TOML, with a comment per component naming its distribution."""
     from nnrun.config import load_experiment
+    from nnrun.config.resolve import component_slots, listed_components  # imports torch
     from nnrun.config.tuning import describe_tune, tune_runs
     from nnrun.experiment.rundir import toml_ready
     from nnrun.loading import load_registry
