@@ -127,14 +127,18 @@ def _train(
     def checkpoint() -> None:
         state = trainer.state
         name = f"epoch{state.epoch:04d}" + (f"-step{state.step:06d}" if state.step else "")
+        directory.sync_metrics()  # the lines up to a checkpoint are on disk with it
         directory.save_checkpoint(run.name, name, trainer.state_dict())
 
     try:
         if trainer.state.status == "pruned":  # resumed from a pruned trial's last checkpoint
             status = "pruned"
         else:
+            shows_progress = type(reporter).progress is not Reporter.progress  # not under -q
             status = trainer.fit(
-                on_epoch, lambda progress: reporter.progress(run, progress), checkpoint
+                on_epoch,
+                (lambda progress: reporter.progress(run, progress)) if shows_progress else None,
+                checkpoint,
             )
     finally:
         if live is not None:
@@ -268,6 +272,7 @@ def _solve(
                 }
             )
         )
+    directory.sync_metrics()
     entry = {
         "name": run.name,
         "task": "solve",

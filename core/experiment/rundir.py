@@ -1,7 +1,8 @@
 """The run directory: what an experiment leaves behind, written so a crash never corrupts it and
 read back as untrusted input.
 
-Metrics are appended and synced after every epoch; every other file goes through `write_atomic`
+Metrics are appended (written to the OS) after every epoch and synced to disk at most once a
+second (`SYNC_EVERY`), at every checkpoint and at the end; every other file goes through `write_atomic`
 (a temporary file beside it, fsync, rename), so a reader sees the old or the new, never half.
 Nothing read back is trusted: checkpoints load with `weights_only=True` (a pickle cannot run
 code), a file that does not parse is a one-line error, and no symbolic link leads nnrun out of the
@@ -12,10 +13,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import platform
 import re
 import sys
+import time
 from collections.abc import Callable
 from importlib.metadata import distributions
 from pathlib import Path
@@ -66,6 +69,9 @@ EVENTS, EVENTS_PREFIX = "tensorboard", "events.out.tfevents."
 WRITTEN = frozenset(
     {CONFIG, ENVIRONMENT, METRICS, SUMMARY, OVERRIDES, FAILURES, MARKER, LOCK, REPORT, *PLOTS}
 )
+#: Seconds between two fsyncs of metrics.jsonl: a kill -9 loses no line (each is written to the OS
+#: at once), a power cut at most the lines of the last second.
+SYNC_EVERY = 1.0
 _TEMPORARY = re.compile(r"\.(.+)\.[0-9a-f]{12}\.tmp")  # write_atomic's, left behind by a crash
 
 
@@ -75,6 +81,7 @@ class RunDirectory:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._lock: int | None = None
+        self._synced = -math.inf  # time.monotonic() of the last fsync of metrics.jsonl
 
     # creating and locking ---------------------------------------------------------------------
     @classmethod
@@ -323,14 +330,20 @@ class RunDirectory:
         with os.fdopen(fd, "rb") as stream:
             return stream.read()
 
-    def _append(self, name: str, text: str) -> None:
+    def _append(self, name: str, text: str, sync: bool = True) -> None:
+        """Append `text` with one write; fsync it too when `sync` (else the OS has it, which a
+        killed process cannot lose, and `sync_metrics` makes it durable later)."""
         path = self.file(name)
         try:
             fd = open_nofollow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-            with os.fdopen(fd, "ab") as stream:
-                stream.write(text.encode("utf-8"))
-                stream.flush()
-                os.fsync(stream.fileno())
+            try:
+                data = memoryview(text.encode("utf-8"))
+                while data:
+                    data = data[os.write(fd, data) :]
+                if sync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
         except OSError as error:
             raise cannot_write(path, error) from None
 
@@ -399,8 +412,29 @@ class RunDirectory:
 
     # metrics and summary ----------------------------------------------------------------------
     def append_metrics(self, record: dict[str, Any]) -> None:
-        """One JSON object per line, flushed and synced at once: a crash loses at most one epoch."""
-        self._append(METRICS, json.dumps(record, allow_nan=False) + "\n")
+        """One JSON object per line, written at once; synced when `SYNC_EVERY` seconds have passed
+        since the last sync, so that many short epochs do not each wait for the disk."""
+        due = time.monotonic() - self._synced >= SYNC_EVERY
+        self._append(METRICS, json.dumps(record, allow_nan=False) + "\n", sync=due)
+        if due:
+            self._synced = time.monotonic()
+
+    def sync_metrics(self) -> None:
+        """fsync metrics.jsonl now (at a checkpoint and at a run's end)."""
+        path = self.file(METRICS)
+        try:
+            fd = open_nofollow(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            raise cannot_write(path, error) from None
+        try:
+            os.fsync(fd)
+        except OSError as error:
+            raise cannot_write(path, error) from None
+        finally:
+            os.close(fd)
+        self._synced = time.monotonic()
 
     def rewrite_metrics(self, records: list[dict[str, Any]]) -> None:
         text = "".join(json.dumps(record, allow_nan=False) + "\n" for record in records)
