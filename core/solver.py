@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import torch
+
 from nnrun.optimizer import Optimizer
 from nnrun.parameter import Parameter
 
@@ -60,3 +62,19 @@ class Solver:
         self, optimizer: OptimizerFactory | None = None, should_stop: ShouldStop | None = None
     ) -> SolveResult:
         raise NotImplementedError
+
+
+@dataclass
+class BatchSolveResult:
+    """The roots of n equations solved at once (`QuadraticDescent.solve_batch`).
+
+    `roots[i]` holds equation i's distinct real roots in ascending order, NaN-padded to 2;
+    `count[i]` how many there are, `converged[i]` and `iterations[i]` as in `SolveResult`.
+    `scalar[i]` says the lane was handed to the one-equation solve (extremes, near-double roots,
+    a = 0, c = 0), whose result it holds exactly."""
+
+    roots: torch.Tensor
+    count: torch.Tensor
+    converged: torch.Tensor
+    iterations: torch.Tensor
+    scalar: torch.Tensor

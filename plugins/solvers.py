@@ -24,7 +24,14 @@ import torch
 import nnrun
 from nnrun.errors import ConfigError
 from nnrun.parameter import Parameter
-from nnrun.solver import Descent, OptimizerFactory, ShouldStop, Solver, SolveResult
+from nnrun.solver import (
+    BatchSolveResult,
+    Descent,
+    OptimizerFactory,
+    ShouldStop,
+    Solver,
+    SolveResult,
+)
 
 _EPS = sys.float_info.epsilon
 #: Distance to the root (in the scaled variable) below which a descent toward 0 stops: the
@@ -445,6 +452,211 @@ class QuadraticDescent(Solver):
             return 0.0
         curvature = p.curvature(h, dh)
         return abs(2 * h * dh / curvature) if curvature > 0 else math.inf
+
+
+# --- many equations at once ------------------------------------------------------------------
+
+_SPLIT = 134217729.0  # 2²⁷ + 1: Dekker's splitting constant for float64
+#: Coefficient exponents (after scaling the largest to [1, 2)) below which a lane goes to the
+#: one-equation solve: the error-free products below need no underflow.
+_TINY = 2.0**-400
+_GAMMA4_SQ = (4 * _EPS / (1 - 4 * _EPS)) ** 2
+
+
+def _two_sum(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """s + e = x + y exactly (Knuth)."""
+    s = x + y
+    z = s - x
+    return s, (x - (s - z)) + (y - z)
+
+
+def _split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    t = _SPLIT * x
+    high = t - (t - x)
+    return high, x - high
+
+
+def _two_prod(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """p + e = x·y exactly (Dekker; no FMA in torch), barring over- and underflow."""
+    p = x * y
+    xh, xl = _split(x)
+    yh, yl = _split(y)
+    return p, xl * yl - (((p - xh * yh) - xl * yh) - xh * yl)
+
+
+def _comp_horner(
+    A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """h(y) = (A·y + B)·y + C by compensated Horner, and a bound on its error (Graillat, Langlois
+    and Louvet: |error| ≤ ε|h| + γ₄²·(|A|y² + |B||y| + |C|)), so the sign of h is certain
+    where |h| exceeds the bound."""
+    p1, e1 = _two_prod(A, y)
+    s1, e2 = _two_sum(p1, B)
+    p2, e3 = _two_prod(s1, y)
+    s2, e4 = _two_sum(p2, C)
+    h = s2 + ((e1 + e2) * y + e3 + e4)
+    scale = (A.abs() * y + B.abs()) * y.abs() + C.abs()
+    return h, 2 * _EPS * h.abs() + 2 * _GAMMA4_SQ * scale
+
+
+def _descend_batch(
+    A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, y: torch.Tensor, max_iter: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The default descent of `QuadraticDescent._descend` on every lane: y ← y − g'/g'' on
+    g = h², while |h| decreases (h rounded, not exact: the certification below makes up for it).
+    Returns the ends and the iterations; lanes that stopped are dropped from the work arrays."""
+    n = y.numel()
+    end = y.clone()
+    iterations = torch.zeros(n, dtype=torch.int64)
+    index = torch.arange(n)
+    A2 = 2 * A
+    h = (A * y + B) * y + C
+    for t in range(1, max_iter + 1):
+        dh = A2 * y + B
+        curvature = dh * dh + A2 * h  # g''/2; g'/2 = h·h'
+        y_next = y - h * dh / curvature.where(curvature > 0, dh * dh + A2.abs() * h.abs())
+        h_next = (A * y_next + B) * y_next + C
+        moving = (h_next.abs() < h.abs()) & (y_next != y) & (h != 0)
+        if bool(moving.all()):
+            y, h = y_next, h_next
+            continue
+        stopped = ~moving
+        end[index[stopped]] = y[stopped]
+        iterations[index[stopped]] = t - 1
+        keep = moving.nonzero().squeeze(1)
+        if keep.numel() == 0:
+            return end, iterations
+        index, y, h = index[keep], y_next[keep], h_next[keep]
+        A, B, C, A2 = A[keep], B[keep], C[keep], A2[keep]
+    end[index], iterations[index] = y, max_iter
+    return end, iterations
+
+
+def _round_correctly(
+    A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, y: torch.Tensor, walk: int = 8
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The float nearest the root near each y, as `QuadraticDescent._refine` finds it: the exact
+    h changes sign between the midpoints to y's float neighbours. Signs are taken where the
+    compensated value is certain; a lane still undecided after `walk` one-ulp moves is flagged.
+    Near the root h(y ± d) = h(y) ± h'(y)·d + A·d², with h(y) compensated and the small terms in
+    plain float (their rounding error is counted in the bound)."""
+    done = torch.zeros(y.numel(), dtype=torch.bool)
+    y = y.clone()
+    active = torch.arange(y.numel())
+    for _ in range(walk):
+        Ya, Aa, Ba, Ca = y[active], A[active], B[active], C[active]
+        h, bound = _comp_horner(Aa, Ba, Ca, Ya)
+        dh = 2 * Aa * Ya + Ba
+        low = (torch.nextafter(Ya, Ya.new_tensor(-math.inf)) - Ya) / 2  # exact, < 0
+        high = (torch.nextafter(Ya, Ya.new_tensor(math.inf)) - Ya) / 2
+        at_low = h + dh * low + Aa * low * low
+        at_high = h + dh * high + Aa * high * high
+        slack = bound + 4 * _EPS * (dh * high).abs()
+        sure = (at_low.abs() > slack) & (at_high.abs() > slack)
+        changes = sure & ((at_low > 0) != (at_high > 0))
+        done[active[changes]] = True
+        # no sign change, both sure: move one ulp toward the smaller |h| (h is monotone here)
+        move = sure & ~changes
+        step_down = move & (at_low.abs() < at_high.abs())
+        step_up = move & ~step_down
+        Ya = torch.where(step_down, low * 2 + Ya, torch.where(step_up, high * 2 + Ya, Ya))
+        y[active] = Ya
+        active = active[move]
+        if active.numel() == 0:
+            break
+    return y, done
+
+
+def solve_quadratics(
+    a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, max_iter: int = 10_000
+) -> BatchSolveResult:
+    """`QuadraticDescent(a[i], b[i], c[i]).solve()` for every i at once, with the same roots
+    and converged flags (a test compares them lane by lane).
+
+    Lanes with two clearly distinct roots and coefficients within 2⁴⁰⁰ of each other (the bulk)
+    run the same default descent on tensors: the same plan (discriminant as an exact double-double
+    against the same width, starts −r or 3r, the variable y = x/2ᵏ and h = f/2ʲ, both powers of
+    two, so nothing is rounded), the same step 1/g'', the same stopping rule; the exact refinement
+    becomes a vectorised sign test at the float neighbours' midpoints, by error-free products
+    and sums with a proven error bound. A negative discriminant is decided the same way. Every
+    other lane (a = 0, c = 0, near-double roots, extreme magnitudes, and any lane whose signs the
+    bound cannot decide) is solved by the one-equation path."""
+    a, b, c = (torch.as_tensor(v, dtype=torch.float64).reshape(-1).cpu() for v in (a, b, c))
+    if not a.shape == b.shape == c.shape:
+        raise ValueError(f"a, b, c must have one shape, got {a.shape}, {b.shape}, {c.shape}")
+    for name, value in (("a", a), ("b", b), ("c", c)):
+        bad = (~value.isfinite()).nonzero()
+        if bad.numel():
+            i = int(bad[0])
+            raise ValueError(
+                f"Invalid coefficient {name}[{i}]: {float(value[i])}; it must be finite"
+            )
+    degenerate = ((a == 0) & (b == 0)).nonzero()
+    if degenerate.numel():
+        raise ValueError(
+            f"degenerate equation {int(degenerate[0])}: a and b are both 0; there is no root to find"
+        )
+    n = a.numel()
+    roots = torch.full((n, 2), math.nan, dtype=torch.float64)
+    count = torch.zeros(n, dtype=torch.int64)
+    converged = torch.ones(n, dtype=torch.bool)
+    iterations = torch.zeros(n, dtype=torch.int64)
+    scalar = torch.zeros(n, dtype=torch.bool)
+
+    # f scaled by 2⁻ᵉ, its largest coefficient in [1, 2): same roots, same signs, no overflow
+    _, e = torch.frexp(torch.maximum(torch.maximum(a.abs(), b.abs()), c.abs()))
+    e = e - 1
+    an, bn, cn = (torch.ldexp(v, -e) for v in (a, b, c))
+    tiny = lambda v: (v != 0) & (v.abs() < _TINY)  # noqa: E731
+    plain = (an != 0) & (cn != 0) & ~tiny(an) & ~tiny(bn) & ~tiny(cn)
+    # D = b² − 4ac as a double-double, against w = 2ε(b² + 4|ac|) as in `solve`
+    p1, e1 = _two_prod(bn, bn)
+    p2, e2 = _two_prod(an, cn)
+    d_high, d_low = _two_sum(p1, -4 * p2)
+    disc = d_high + (d_low + (e1 - 4 * e2))
+    width = 2 * _EPS * (p1 + 4 * p2.abs())
+    none = plain & (disc < -width * (1 + 1e-6))
+    two = plain & (disc > width * (1 + 1e-6))
+    scalar |= ~(none | two)
+
+    lanes = two.nonzero().squeeze(1)
+    if lanes.numel():
+        A0, B0, C0, D0 = an[lanes], bn[lanes], cn[lanes], disc[lanes]
+        q = -(B0 + torch.where(B0 >= 0, 1.0, -1.0) * D0.sqrt()) / 2
+        r = torch.stack([q / A0, C0 / q])  # (2, m): each lane's two roots, the other one below
+        other = r.flip(0)
+        start = r + 2 * r.abs() * torch.where(r > other, 1.0, -1.0)
+        _, k = torch.frexp(r)
+        k = k - 1  # the power of two nearest below |r|
+        terms = [
+            torch.ldexp(A0.expand_as(k), 2 * k),
+            torch.ldexp(B0.expand_as(k), k),
+            C0.expand_as(k),
+        ]
+        _, j = torch.frexp(
+            torch.maximum(torch.maximum(terms[0].abs(), terms[1].abs()), terms[2].abs())
+        )
+        A, B, C = (torch.ldexp(t, 1 - j).reshape(-1) for t in terms)
+        y0 = torch.ldexp(start, -k).reshape(-1)
+        fine = ~(tiny(A) | tiny(B) | tiny(C)).reshape(2, -1).any(0)
+        ends, its = _descend_batch(A, B, C, y0, max_iter)
+        ends, certain = _round_correctly(A, B, C, ends)
+        x = torch.ldexp(ends.reshape(2, -1), k)
+        ok = fine & certain.reshape(2, -1).all(0) & x.isfinite().all(0) & (x[0] != x[1])
+        x = x.sort(0).values
+        take = lanes[ok]
+        roots[take] = x[:, ok].T
+        count[take] = 2
+        iterations[take] = its.reshape(2, -1).sum(0)[ok]
+        scalar[lanes[~ok]] = True
+
+    for i in scalar.nonzero().squeeze(1).tolist():
+        result = QuadraticDescent(float(a[i]), float(b[i]), float(c[i]), max_iter=max_iter).solve()
+        count[i] = len(result.roots)
+        roots[i, : len(result.roots)] = torch.tensor(result.roots, dtype=torch.float64)
+        converged[i] = result.converged
+        iterations[i] = result.iterations
+    return BatchSolveResult(roots, count, converged, iterations, scalar)
 
 
 @nnrun.hookimpl

@@ -445,3 +445,37 @@ def test_a_solve_stopped_by_a_signal_is_interrupted_in_the_summary(tmp_path, mon
     entry = execute_run(run, out, registry, SilentReporter(), resume=False)
     assert entry["status"] == "interrupted" and entry["iterations"] == 0
     assert entry["roots"] == [] and not entry["converged"]
+
+
+# --- many equations at once: the batched path against the one-equation path -----------------
+
+
+def batch_equations() -> list[tuple[float, float, float]]:
+    rng = random.Random(2)
+    equations = [(1.0, -6.0, 4.0), (1.0, 0.0, 1.0), (0.0, 2.0, -3.0), (3.0, 0.0, 0.0)]
+    equations += [(1.0, -2 * r, r * r) for r in (3.0, 0.1, -1e-5)]  # double roots
+    equations += [(1.0, -1e300, 1.0), (1.0, -1.7e308, 1.0), (1e-300, 1.0, -1e-300)]
+    equations += [(1e-320, -6.0, 4.0), (-1.0, 1e-300, 1e-300), with_roots(1.0, 1.0, 1.0000001)]
+    for _ in range(200):
+        r1, r2 = (rng.choice([-1, 1]) * 10 ** rng.uniform(-9, 9) for _ in range(2))
+        equations.append(with_roots(rng.choice([-1, 1]) * 10 ** rng.uniform(-12, 12), r1, r2))
+    for _ in range(100):
+        equations.append(
+            tuple(rng.choice([-1, 1]) * 10 ** rng.uniform(-200, 200) for _ in range(3))
+        )
+    equations += [tuple(rng.gauss(0, 1) for _ in range(3)) for _ in range(100)]
+    return equations
+
+
+def test_batched_solve_equals_the_one_equation_solve_lane_by_lane():
+    from nnrun.plugins.solvers import solve_quadratics
+
+    equations = batch_equations()
+    a, b, c = (torch.tensor(v, dtype=torch.float64) for v in zip(*equations))
+    batch = solve_quadratics(a, b, c)
+    assert not bool(batch.scalar.all())  # most lanes took the vectorised path
+    for i, equation in enumerate(equations):
+        one = QuadraticDescent(*equation).solve()
+        roots = [x for x in batch.roots[i].tolist() if not math.isnan(x)]
+        assert (roots, bool(batch.converged[i])) == (one.roots, one.converged), equation
+        assert int(batch.count[i]) == len(one.roots)
