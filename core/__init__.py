@@ -39,6 +39,8 @@ _LAZY = {
     "Scheduler": "nnrun.scheduler",
     "Solver": "nnrun.solver",
     "SolveResult": "nnrun.solver",
+    "BatchSolveResult": "nnrun.solver",
+    "solve_quadratics": "nnrun.plugins.solvers",
     "Dataset": "nnrun.dataset",
     "DataContext": "nnrun.dataset",
     "LoadedData": "nnrun.dataset",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import torch
+from typing import TYPE_CHECKING
 
 from nnrun.optimizer import Optimizer
 from nnrun.parameter import Parameter
+
+if TYPE_CHECKING:  # annotations only: importing nnrun.solver need not import torch
+    import torch
 
 #: Builds the optimizer that drives a descent, from the parameters it should move.
 OptimizerFactory = Callable[[list[Parameter]], Optimizer]
@@ -66,7 +68,7 @@ class Solver:
 
 @dataclass
 class BatchSolveResult:
-    """The roots of n equations solved at once (`QuadraticDescent.solve_batch`).
+    """The roots of n equations solved at once (`nnrun.solve_quadratics`).
 
     `roots[i]` holds equation i's distinct real roots in ascending order, NaN-padded to 2;
     `count[i]` how many there are, `converged[i]` and `iterations[i]` as in `SolveResult`.
