@@ -1,6 +1,6 @@
 """nnrun: small neural networks and gradient-descent solvers with hand-written backward passes,
-where every activation, loss, initializer, optimizer, scheduler, solver, dataset and metric is a
-plugin.
+where every activation, loss, initializer, optimizer, scheduler, solver, dataset, metric and
+executor is a plugin.
 
 Plugin authors need only `import nnrun` and `@nnrun.hookimpl`. The rest of the public API, the hook
 markers included (pluggy), is loaded on first use, so that `import nnrun` stays cheap for the CLI
@@ -45,6 +45,7 @@ _LAZY = {
     "DataContext": "nnrun.dataset",
     "LoadedData": "nnrun.dataset",
     "Metric": "nnrun.metric",
+    "Executor": "nnrun.executor",
     "Descent": "nnrun.solver",
     "InnerOptimizer": "nnrun.factory",
     "Registry": "nnrun.registry",

@@ -141,9 +141,14 @@ output_options = [
         "--jobs",
         "-j",
         type=click.IntRange(min=1),
-        default=1,
-        show_default=True,
-        help="Runs in parallel worker processes.",
+        default=None,
+        help="Runs in parallel worker processes (the local executor's [executor] jobs) [default: 1].",
+    ),
+    click.option(
+        "--executor",
+        metavar="NAME",
+        help="Where the runs execute: local, ray, submitit or a plugin's ([executor] name) "
+        "[default: local].",
     ),
     click.option("-q", "--quiet", is_flag=True, help="No progress or per-epoch lines."),
     click.option(
@@ -199,7 +204,8 @@ def run_command(
     overrides: tuple[str, ...],
     resume: bool,
     force: bool,
-    jobs: int,
+    jobs: int | None,
+    executor: str | None,
     quiet: bool,
     as_json: bool,
     every_run: bool,
@@ -216,6 +222,7 @@ def run_command(
         seed,
         out,
         jobs=jobs,
+        executor=executor,
         resume=resume,
         force=force,
         quiet=quiet,
@@ -236,7 +243,14 @@ def _saved_seed(run_dir: Path) -> int | None:
 @click.argument("run_dir", type=click.Path(), callback=_run_dir_path)
 @with_output_options
 @reports_errors
-def resume_command(run_dir: Path, jobs: int, quiet: bool, as_json: bool, every_run: bool) -> None:
+def resume_command(
+    run_dir: Path,
+    jobs: int | None,
+    executor: str | None,
+    quiet: bool,
+    as_json: bool,
+    every_run: bool,
+) -> None:
     """Continue RUN_DIR's unfinished runs from their last checkpoints; finished runs are skipped.
     A damaged newest checkpoint is replaced by the one before it, with a warning."""
     from nnrun.experiment.rundir import CONFIG, RunDirectory
@@ -249,6 +263,7 @@ def resume_command(run_dir: Path, jobs: int, quiet: bool, as_json: bool, every_r
         None,
         run_dir,
         jobs=jobs,
+        executor=executor,
         resume=True,
         force=False,
         quiet=quiet,
@@ -263,7 +278,8 @@ def _run(
     seed: int | None,
     out: Path | None,
     *,
-    jobs: int,
+    jobs: int | None,
+    executor: str | None = None,
     resume: bool,
     force: bool,
     quiet: bool,
@@ -277,7 +293,7 @@ def _run(
     from nnrun.loading import load_registry
 
     registry = load_registry()
-    experiment = load_experiment(file, overrides, registry=registry, seed=seed)
+    experiment = load_experiment(file, overrides, registry=registry, seed=seed, executor=executor)
     for note in experiment.notes:  # e.g. the bad rows a CSV file's on_bad_rows = "skip" left out
         click.echo(f"nnrun: {note}", err=True)
     quiet_reporter = QuietReporter(announce=quiet) if quiet or as_json else None

@@ -123,6 +123,18 @@ def register_metrics(register: Register) -> None:
     """
 
 
+@hookspec
+def register_executors(register: Register) -> None:
+    """Register `nnrun.Executor` subclasses, built as `Cls(**hyperparameters)` from `[executor]`.
+
+    Called once per registry, when nnrun loads its plugins. Call `register(name, cls)` once per
+    executor, with `cls` a subclass of `nnrun.Executor` whose `execute(tasks, context)` runs
+    each `nnrun.executor.Task` somewhere and yields its outcome; `--executor name` picks it.
+    The hook returns None. If it raises, returns a value or registers anything else, the plugin
+    fails and is skipped whole.
+    """
+
+
 #: Kind of component -> name of the hook that registers it.
 HOOKS: dict[str, str] = {
     "activations": "register_activations",
@@ -133,4 +145,5 @@ HOOKS: dict[str, str] = {
     "solvers": "register_solvers",
     "datasets": "register_datasets",
     "metrics": "register_metrics",
+    "executors": "register_executors",
 }

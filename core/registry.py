@@ -33,6 +33,7 @@ BASES: dict[str, str] = {
     "solvers": "nnrun.solver:Solver",
     "datasets": "nnrun.dataset:Dataset",
     "metrics": "nnrun.metric:Metric",
+    "executors": "nnrun.executor:Executor",
 }
 
 
@@ -287,3 +288,4 @@ class Registry:
     solvers = property(lambda self: self.kind("solvers"))
     datasets = property(lambda self: self.kind("datasets"))
     metrics = property(lambda self: self.kind("metrics"))
+    executors = property(lambda self: self.kind("executors"))

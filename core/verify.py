@@ -250,6 +250,13 @@ def _metrics(component, build, hyperparameters, reference) -> list[CheckResult]:
     return failed or _run(metric_checks(component.cls, hyperparameters))
 
 
+def _executors(component, build, hyperparameters, reference) -> list[CheckResult]:
+    from nnrun.testing.executor_checks import executor_checks
+
+    _, failed = _built(build)
+    return failed or _run(executor_checks(component.cls, hyperparameters))
+
+
 _CHECKS = {
     "activations": _activations,
     "losses": _losses,
@@ -259,6 +266,7 @@ _CHECKS = {
     "solvers": _solvers,
     "datasets": _datasets,
     "metrics": _metrics,
+    "executors": _executors,
 }
 
 

@@ -61,6 +61,10 @@ class Count(nnrun.Metric):
         return float(pred.numel())
 
 
+class Nowhere(nnrun.Executor):
+    pass
+
+
 def param():
     return [nnrun.Parameter(torch.zeros(1))]
 
@@ -75,6 +79,7 @@ EXAMPLES = {
     "register_solvers": (Nothing, list),
     "register_datasets": (Empty, list),
     "register_metrics": (Count, list),
+    "register_executors": (Nowhere, list),
 }
 
 

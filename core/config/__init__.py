@@ -30,6 +30,8 @@ class Experiment:
     runs: list[RunConfig]
     overrides: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what loading the data reported (skipped rows)
+    #: Where the runs execute: the `[executor]` spec, its defaults filled in (`nnrun.executor`).
+    executor: dict[str, Any] = field(default_factory=lambda: {"name": "local", "jobs": 1})
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved experiment as TOML-ready data; loading it again gives the same runs.
@@ -46,7 +48,8 @@ class Experiment:
                 written.add(run.group.name)
                 tables["name"], tables["experiment"]["seed"] = run.group.name, run.group.seed
                 runs.append(tables)
-        return {"experiment": {**first, "name": self.name, "seed": self.seed}, "runs": runs}
+        experiment = {**first, "name": self.name, "seed": self.seed}
+        return {"experiment": experiment, "executor": dict(self.executor), "runs": runs}
 
 
 #: The most problems one error message lists.
@@ -58,13 +61,16 @@ def load_experiment(
     overrides: Iterable[str] = (),
     registry: Registry | None = None,
     seed: int | None = None,
+    executor: str | None = None,
 ) -> Experiment:
     """Read and validate an experiment file in one pass: every run against the schema, every
     component against its plugin's constructor, every run as a whole (device, data, loss, memory).
     Raise one `ConfigError` listing every problem found, each with the file and line.
 
-    `seed` is used when the file sets none (a resume passes the seed drawn the first time).
+    `seed` is used when the file sets none (a resume passes the seed drawn the first time);
+    `executor` is `--executor`'s name, over the file's `[executor] name`.
     """
+    from nnrun.config.executor import executor_spec
     from nnrun.config.fit import available_memory, check_fit, data_notes
     from nnrun.config.resolve import component_problems, resolve_components
     from nnrun.config.tuning import tune_problems, with_tune_mode
@@ -101,11 +107,15 @@ def load_experiment(
             found.setdefault(problem, []).append(name)
         if run is not None and not problems:
             runs.append(run)
+    spec, executor_problems = executor_spec(text, parsed, registry, executor)
+    for problem in executor_problems:  # the experiment's as a whole: no run's label
+        found.setdefault(problem, []).extend(name for name, _ in composed)
     if found:
         raise ConfigError(_with_overrides(_report(path, found, len(composed)), overrides))
     notes = data_notes(runs, registry)
+    assert spec is not None  # no problem was found
     return Experiment(
-        str(experiment["name"]), int(experiment["seed"]), path, runs, overrides, notes
+        str(experiment["name"]), int(experiment["seed"]), path, runs, overrides, notes, spec
     )
 
 

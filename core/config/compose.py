@@ -25,7 +25,9 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 from nnrun.config.schema import TABLES
 
-TOP_LEVEL = [*TABLES, "runs", "sweep"]
+#: `[executor]` is the experiment's as a whole, read by `nnrun.config.executor`, never a run's.
+EXECUTOR = "executor"
+TOP_LEVEL = [*TABLES, "runs", "sweep", EXECUTOR]
 #: The largest experiment file nnrun reads; a real one is a few kilobytes.
 MAX_FILE_BYTES = 1 << 20
 #: How many runs a file may compose unless its [experiment] max_runs says otherwise.
@@ -202,6 +204,7 @@ def compose(
     experiment.setdefault("name", path.stem)
     if "seed" not in experiment:
         experiment["seed"] = secrets.randbelow(2**31) if seed is None else seed
+    document.pop(EXECUTOR, None)
     given_runs = "runs" in document
     runs = document.pop("runs", None) or [{}]
     sweep = document.pop("sweep", None) or {}
@@ -223,12 +226,12 @@ def compose(
                 f"{path}{line_of(text, key)}: [sweep] {key!r}: the seeds repeat every sweep cell "
                 f"already; set [experiment] {key.split('.')[1]} instead of sweeping it"
             )
-    overrides = list(overrides)
+    overrides = [override for override in overrides if override.path[0] != EXECUTOR]
     for override in overrides:
         if override.path[0] not in TABLES:
             raise ConfigError(
                 f"override {override.text!r}: unknown table {override.path[0]!r}"
-                f"{suggest(override.path[0], TABLES)}; overrides start with one of {', '.join(TABLES)}"
+                f"{suggest(override.path[0], TABLES)}; overrides start with one of {', '.join([*TABLES, EXECUTOR])}"
             )
         # a component's new name resets its table, so it covers every key swept inside it
         covers = override.path

@@ -65,6 +65,8 @@ PLOTS = ("loss.png", "fit.png", "descent.png", "tune.png", "confusion.png")
 STUDIES, STUDY_SUFFIX = "tune", ".log"
 #: `[report] tensorboard = true` writes live event files in tensorboard/<run>/.
 EVENTS, EVENTS_PREFIX = "tensorboard", "events.out.tfevents."
+#: `--executor submitit` keeps its job files and logs here unless `[executor] folder` says otherwise.
+SUBMITIT = "submitit"
 #: Every file nnrun writes at the top of a run directory; with `checkpoints/`, all --force deletes.
 WRITTEN = frozenset(
     {CONFIG, ENVIRONMENT, METRICS, SUMMARY, OVERRIDES, FAILURES, MARKER, LOCK, REPORT, *PLOTS}
@@ -200,6 +202,8 @@ class RunDirectory:
                     foreign += [i for i in sorted(run.iterdir()) if not _is_event_file(i)]
             elif entry.name == MODELS and is_plain_folder(entry):
                 foreign += [item for item in sorted(entry.iterdir()) if not _is_model(item)]
+            elif entry.name == SUBMITIT and is_plain_folder(entry):  # submitit's files, flat
+                foreign += [item for item in sorted(entry.iterdir()) if not is_plain_file(item)]
             elif not (is_plain_file(entry) and _written_name(entry.name, WRITTEN)):
                 foreign.append(entry)
         return foreign
@@ -215,7 +219,7 @@ class RunDirectory:
                             item.unlink()
                         run.rmdir()
                     entry.rmdir()
-                elif entry.name in (STUDIES, MODELS) and is_plain_folder(entry):
+                elif entry.name in (STUDIES, MODELS, SUBMITIT) and is_plain_folder(entry):
                     for item in entry.iterdir():
                         item.unlink()
                     entry.rmdir()

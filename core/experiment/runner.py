@@ -1,4 +1,5 @@
-"""Run an experiment: every run in turn (or in worker processes), each result saved as it lands.
+"""Run an experiment: every run through the experiment's executor (in turn here, in worker
+processes, on a cluster), each result recorded by this process, the driver, as it lands.
 
 A run that diverges or raises is recorded and the others go on; Ctrl-C or SIGTERM finishes the
 current step, checkpoints, writes the summary so far and raises `Interrupted`.
@@ -6,15 +7,8 @@ current step, checkpoints, writes the summary so far and raises `Interrupted`.
 
 from __future__ import annotations
 
-import concurrent.futures
-import ctypes
 import math
-import multiprocessing
-import os
 import signal
-import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -24,6 +18,7 @@ from typing import Any
 from nnrun.config import Experiment, RunConfig
 from nnrun.config.requires import required_versions
 from nnrun.errors import ConfigError, NnrunError
+from nnrun.executor import ExecutionContext, Executor, make_tasks, request_stop
 from nnrun.experiment.reporting import Reporter, SilentReporter
 from nnrun.experiment.rundir import CONFIG, SUMMARY, RunDirectory
 from nnrun.experiment.train import StopFlag
@@ -46,7 +41,7 @@ def run_experiment(
     out: str | Path | None = None,
     *,
     registry: Registry | None = None,
-    jobs: int = 1,
+    jobs: int | None = None,
     resume: bool = False,
     force: bool = False,
     reporter: Reporter | None = None,
@@ -54,10 +49,12 @@ def run_experiment(
     """Run every run of `experiment` and return the summary (also written to `out`/summary.json).
 
     With `resume`, `out` must hold this same experiment: finished runs are skipped and unfinished
-    ones continue from their last checkpoint.
+    ones continue from their last checkpoint. `jobs` (`--jobs`) sets the local executor's
+    worker processes, over `[executor] jobs`.
     """
     registry = registry if registry is not None else load_registry()
     reporter = reporter or SilentReporter()
+    executor = make_executor(experiment, registry, jobs)
     if isinstance(out, str) and not out.strip():
         raise ConfigError("--out is empty: give the run directory's path, or leave --out out")
     if out is None:
@@ -65,14 +62,32 @@ def run_experiment(
     else:
         directory = RunDirectory.create(out, force=force, resume=resume)
     with directory:  # holds the directory's lock until the end
-        return _run_locked(experiment, directory, registry, jobs, resume, reporter)
+        return _run_locked(experiment, directory, registry, executor, resume, reporter)
+
+
+def make_executor(experiment: Experiment, registry: Registry, jobs: int | None) -> Executor:
+    """The experiment's executor, `jobs` worker processes for the local one."""
+    from nnrun.factory import build
+    from nnrun.hyperparameters import hyperparameters
+
+    spec = dict(experiment.executor)
+    if jobs is not None:
+        cls = registry.executors[spec["name"]]
+        if "jobs" not in {h.name for h in hyperparameters(cls, "executors")}:
+            raise ConfigError(
+                f"--jobs {jobs}: --jobs sets the local executor's worker processes, and the "
+                f"executor is {spec['name']!r}, which runs as many runs at once as its resources "
+                f"allow; leave --jobs out (or use --executor local)"
+            )
+        spec["jobs"] = jobs
+    return build(registry, "executors", spec)
 
 
 def _run_locked(
     experiment: Experiment,
     directory: RunDirectory,
     registry: Registry,
-    jobs: int,
+    executor: Executor,
     resume: bool,
     reporter: Reporter,
 ) -> dict[str, Any]:
@@ -95,10 +110,7 @@ def _run_locked(
     untuned = [run for run in experiment.runs if run.tune is None]
     reporter.experiment_started(experiment, directory.path, len(untuned) - len(pending))
     with stop_on_signals():
-        if jobs <= 1 or len(pending) <= 1:
-            _run_serial(pending, directory, registry, reporter, resume, summary)
-        else:
-            _run_parallel(pending, directory, jobs, resume, summary, reporter)
+        _execute(executor, pending, directory, registry, reporter, resume, summary)
         if not StopFlag.requested:  # [tune] studies: their trials one after another
             from nnrun.experiment.tuning import run_studies
 
@@ -190,104 +202,31 @@ def run_groups(experiment: Experiment) -> dict[str, list[tuple[str, int]]]:
     return groups
 
 
-def _run_serial(pending, directory, registry, reporter, resume, summary: Summary) -> None:
-    from nnrun.experiment.execute import execute_run
-
-    for run in pending:
-        summary.record(execute_run(run, directory.path, registry, reporter, resume))
-        if StopFlag.requested:
-            break
-
-
-def _run_parallel(pending, directory, jobs, resume, summary: Summary, reporter: Reporter) -> None:
-    """Independent runs in worker processes; every run is seeded on its own, so the numbers are
-    the same as in a serial run. A stop request is passed on to the workers at once, and runs not
-    yet started stay pending for `nnrun resume`."""
-    import torch
-
-    from nnrun.experiment.execute import execute_run_in_worker
-
-    # Workers compute with the parent's thread count: it decides the summation order of matrix
-    # products, so the numbers stay identical to a serial run.
-    with concurrent.futures.ProcessPoolExecutor(
-        jobs,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_worker_init,
-        initargs=(torch.get_num_threads(), os.getpid(), directory.path),
-    ) as pool:
-        futures = {
-            pool.submit(
-                execute_run_in_worker, run, directory.path, resume, reporter.shows_epochs
-            ): run
-            for run in pending
-        }
-        waiting, forwarded = set(futures), False
-        while waiting:
-            done, waiting = concurrent.futures.wait(
-                waiting, timeout=0.2, return_when="FIRST_COMPLETED"
-            )
-            for future in done:
-                summary.record(_result(future, futures[future]))
-            if StopFlag.requested and not forwarded:
-                forwarded = True
-                for future in waiting:
-                    future.cancel()
-                for process in list(pool._processes.values()):
-                    if process.is_alive() and process.pid is not None:  # started, so it has one
-                        os.kill(process.pid, signal.SIGTERM)
-            waiting = {f for f in waiting if not f.cancelled()}
-
-
-def _result(future: concurrent.futures.Future, run: RunConfig) -> dict[str, Any]:
+def _execute(
+    executor: Executor,
+    pending: list[RunConfig],
+    directory: RunDirectory,
+    registry: Registry,
+    reporter: Reporter,
+    resume: bool,
+    summary: Summary,
+) -> None:
+    """Hand the pending runs to the executor and record each outcome as it comes back. A run the
+    executor never started (a stop request came first) is not recorded: it stays pending."""
+    if not pending:
+        return
+    tasks = make_tasks(pending, directory.path, resume, reporter.shows_epochs)
+    context = ExecutionContext(directory.path, registry, reporter, lambda: StopFlag.requested)
+    outcomes = executor.execute(tasks, context)
     try:
-        return future.result()
-    except NnrunError:
-        raise  # bad input or an unusable run directory, found in the worker: exit status 2
-    except Exception as error:  # the worker process itself died
-        return {"name": run.name, "status": "failed", "error": f"{type(error).__name__}: {error}"}
-
-
-#: The run directory a worker holds a share of the lock of, for as long as it lives.
-_worker_directory: RunDirectory | None = None
-PR_SET_PDEATHSIG = 1
-
-
-def _worker_init(threads: int, parent: int, out: Path) -> None:
-    global _worker_directory
-    import torch
-
-    _die_with_parent(parent)
-    torch.set_num_threads(threads)
-    signal.signal(signal.SIGINT, _request_stop)
-    signal.signal(signal.SIGTERM, _request_stop)
-    _worker_directory = RunDirectory(out)
-    _worker_directory.share_lock()
-
-
-def _die_with_parent(parent: int) -> None:
-    """A worker must not outlive its parent: after a `kill -9` of nnrun it would go on writing
-    metrics that a resume then records again. Linux kills it (PR_SET_PDEATHSIG); elsewhere a
-    watchdog thread ends it once it has been handed to another parent."""
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
-                if os.getppid() != parent:  # it died before prctl took effect
-                    os._exit(1)
-                return
-        except (OSError, AttributeError):
-            pass
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-
-
-def _watch_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(0.2)
-    os._exit(1)
-
-
-def _request_stop(signum: int, frame: Any) -> None:
-    StopFlag.requested = True
+        for outcome in outcomes:
+            if outcome.bad_input:  # bad input or an unusable run directory: exit status 2
+                raise ConfigError(outcome.error or "a task found bad input")
+            summary.record(outcome.summary_entry())
+    finally:  # a generator's own clean-up (its pool, its cluster connection) runs now
+        close = getattr(outcomes, "close", None)
+        if close is not None:
+            close()
 
 
 @contextmanager
@@ -297,7 +236,7 @@ def stop_on_signals() -> Iterator[None]:
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         for sig in previous:
-            signal.signal(sig, _request_stop)
+            signal.signal(sig, request_stop)
     except ValueError:  # not the main thread: leave signals alone
         previous = {}
     try:
@@ -333,8 +272,10 @@ def refuse_changed_config(directory: RunDirectory, config: dict[str, Any]) -> No
     """Resuming under a different configuration would silently mix two experiments."""
     from nnrun.experiment.rundir import toml_ready
 
-    saved = directory.read_config()
-    differences = diff(saved, toml_ready(config))
+    # the executor is where the runs execute, not what they compute: it may change on a resume
+    saved = {k: v for k, v in directory.read_config().items() if k != "executor"}
+    new = {k: v for k, v in toml_ready(config).items() if k != "executor"}
+    differences = diff(saved, new)
     if differences:
         shown = "; ".join(differences[:10]) + (
             f"; and {len(differences) - 10} more" if len(differences) > 10 else ""

@@ -23,6 +23,7 @@ _CHECKS = {
     "check_solver": "nnrun.testing.solver_checks",
     "check_dataset": "nnrun.testing.dataset_checks",
     "check_metric": "nnrun.testing.metric_checks",
+    "check_executor": "nnrun.testing.executor_checks",
 }
 __all__ = list(_CHECKS)
 

@@ -157,6 +157,7 @@ def test_plugins_json_lists_components_with_hyperparameters_and_provenance():
         "solvers",
         "datasets",
         "metrics",
+        "executors",
     }
     by_name = {(kind, c["name"]): c for kind, cs in listing["components"].items() for c in cs}
     adam = by_name["optimizers", "adam"]

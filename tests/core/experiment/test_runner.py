@@ -13,7 +13,6 @@ import sys
 import textwrap
 import threading
 import time
-from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,6 +30,7 @@ from nnrun.experiment.rundir import RunDirectory, RunDirectoryError
 from nnrun.experiment.runner import Interrupted, run_experiment
 from nnrun.experiment.train import StopFlag, Trainer
 from nnrun.loading import load_registry
+from nnrun.plugins import executors as local_executor
 
 SLOW = """
 [experiment]
@@ -494,9 +494,9 @@ def worker_process_state():
     torch.set_num_threads(threads)
     for sig, handler in handlers.items():
         signal.signal(sig, handler)
-    if runner._worker_directory is not None:
-        runner._worker_directory.close()
-        runner._worker_directory = None
+    if local_executor._worker_directory is not None:
+        local_executor._worker_directory.close()
+        local_executor._worker_directory = None
     StopFlag.requested = False
 
 
@@ -504,12 +504,12 @@ def test_a_worker_computes_with_the_parents_threads_stops_on_signals_and_shares_
     tmp_path, monkeypatch, worker_process_state
 ):
     watched = []
-    monkeypatch.setattr(runner, "_die_with_parent", watched.append)
+    monkeypatch.setattr(local_executor, "_die_with_parent", watched.append)
     out = tmp_path / "out"
     parent = RunDirectory.create(out)
     (out / "config.toml").write_text("[experiment]\n")
     threads = 1 if torch.get_num_threads() > 1 else 2
-    runner._worker_init(threads, 4242, out)
+    local_executor._worker_init(threads, 4242, out)
     assert watched == [4242]
     assert torch.get_num_threads() == threads
     parent.close()  # the parent was killed: its worker still holds the lock
@@ -542,26 +542,26 @@ def no_exit(code):
 def test_on_linux_a_worker_asks_the_kernel_to_kill_it_with_its_parent(monkeypatch):
     libc = ctypes.CDLL(None, use_errno=True)
     started = []
-    monkeypatch.setattr(runner.threading, "Thread", lambda **kwargs: started.append(kwargs))
-    monkeypatch.setattr(runner.os, "_exit", no_exit)
+    monkeypatch.setattr(local_executor.threading, "Thread", lambda **kwargs: started.append(kwargs))
+    monkeypatch.setattr(local_executor.os, "_exit", no_exit)
     try:
-        runner._die_with_parent(os.getppid())
+        local_executor._die_with_parent(os.getppid())
         assert parent_death_signal(libc) == signal.SIGKILL
         with pytest.raises(Exited) as exited:  # the parent died before prctl took effect
-            runner._die_with_parent(os.getppid() + 1)
+            local_executor._die_with_parent(os.getppid() + 1)
         assert exited.value.args == (1,)
     finally:
-        libc.prctl(runner.PR_SET_PDEATHSIG, 0, 0, 0, 0)
+        libc.prctl(local_executor.PR_SET_PDEATHSIG, 0, 0, 0, 0)
     assert started == []  # the kernel watches: no watchdog thread
 
 
 @pytest.mark.parametrize("platform", ["darwin", "linux without prctl"])
 def test_elsewhere_a_watchdog_thread_ends_the_worker_once_its_parent_is_gone(monkeypatch, platform):
     if platform == "darwin":
-        monkeypatch.setattr(runner.sys, "platform", "darwin")
+        monkeypatch.setattr(local_executor.sys, "platform", "darwin")
     else:
-        monkeypatch.setattr(runner.sys, "platform", "linux")
-        monkeypatch.setattr(runner.ctypes, "CDLL", lambda *a, **k: SimpleNamespace())
+        monkeypatch.setattr(local_executor.sys, "platform", "linux")
+        monkeypatch.setattr(local_executor.ctypes, "CDLL", lambda *a, **k: SimpleNamespace())
     started = []
 
     class Thread:
@@ -571,17 +571,17 @@ def test_elsewhere_a_watchdog_thread_ends_the_worker_once_its_parent_is_gone(mon
         def start(self):
             started.append(self.kwargs)
 
-    monkeypatch.setattr(runner.threading, "Thread", Thread)
-    runner._die_with_parent(4242)
-    assert started == [{"target": runner._watch_parent, "args": (4242,), "daemon": True}]
+    monkeypatch.setattr(local_executor.threading, "Thread", Thread)
+    local_executor._die_with_parent(4242)
+    assert started == [{"target": local_executor._watch_parent, "args": (4242,), "daemon": True}]
 
     parents = iter([4242, 4242, 4242, 1])  # handed to init after three polls
-    monkeypatch.setattr(runner.os, "getppid", lambda: next(parents))
+    monkeypatch.setattr(local_executor.os, "getppid", lambda: next(parents))
     naps = []
-    monkeypatch.setattr(runner.time, "sleep", naps.append)
-    monkeypatch.setattr(runner.os, "_exit", no_exit)
+    monkeypatch.setattr(local_executor.time, "sleep", naps.append)
+    monkeypatch.setattr(local_executor.os, "_exit", no_exit)
     with pytest.raises(Exited) as exited:
-        runner._watch_parent(4242)
+        local_executor._watch_parent(4242)
     assert exited.value.args == (1,)
     assert len(naps) == 3 and max(naps) <= 0.2  # it notices within a fifth of a second
     assert next(parents, None) is None  # it polled until the parent changed, and stopped
@@ -640,24 +640,6 @@ def test_a_refused_resume_shows_ten_differences_and_counts_the_rest(tmp_path):
     shown = "; ".join(f"experiment.k{i:02d}: {i} -> {i + 1}" for i in range(10))
     assert f"config.toml: {shown}; and 3 more. Start a new run directory" in message
     runner.refuse_changed_config(out, {"experiment": {f"k{i:02d}": i for i in range(13)}})
-
-
-def test_a_worker_that_dies_fails_its_run_and_bad_input_found_in_a_worker_stops_all(tmp_path):
-    experiment = nnrun.load_experiment(experiment_file(tmp_path))
-    died = concurrent.futures.Future()
-    died.set_exception(BrokenProcessPool("a worker process died"))
-    assert runner._result(died, experiment.runs[0]) == {
-        "name": "first",
-        "status": "failed",
-        "error": "BrokenProcessPool: a worker process died",
-    }
-    bad = concurrent.futures.Future()
-    bad.set_exception(ConfigError("the data file vanished"))
-    with pytest.raises(ConfigError, match="the data file vanished"):
-        runner._result(bad, experiment.runs[0])
-    finished = concurrent.futures.Future()
-    finished.set_result({"name": "first", "status": "ok"})
-    assert runner._result(finished, experiment.runs[0]) == {"name": "first", "status": "ok"}
 
 
 def test_signals_ask_for_a_stop_inside_and_are_given_back_afterwards():
@@ -720,9 +702,9 @@ class InProcessPool:
 def test_parallel_runs_get_jobs_spawned_workers_set_up_to_match_the_serial_numbers(
     tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(runner.concurrent.futures, "ProcessPoolExecutor", InProcessPool)
+    monkeypatch.setattr(local_executor.concurrent.futures, "ProcessPoolExecutor", InProcessPool)
     killed = []
-    monkeypatch.setattr(runner.os, "kill", lambda pid, sig: killed.append((pid, sig)))
+    monkeypatch.setattr(local_executor.os, "kill", lambda pid, sig: killed.append((pid, sig)))
     real_fit = stop_in(monkeypatch, 0, 1)  # Ctrl-C at the end of the first run's first epoch
     InProcessPool.made.clear()
     experiment = nnrun.load_experiment(experiment_file(tmp_path, SWEEP))
@@ -732,11 +714,11 @@ def test_parallel_runs_get_jobs_spawned_workers_set_up_to_match_the_serial_numbe
     monkeypatch.setattr(Trainer, "fit", real_fit)
     (pool,) = InProcessPool.made
     assert pool.max_workers == 2 and pool.mp_context.get_start_method() == "spawn"
-    assert pool.initializer is runner._worker_init
+    assert pool.initializer is local_executor._worker_init
     assert pool.initargs == (torch.get_num_threads(), os.getpid(), out)
     # every run submitted, to resume or not, with the reporter's wish for epoch lines
-    assert [(args[0].name, args[2:]) for args in pool.submitted] == [
-        (name, (False, True)) for name in ("first", "second", "third")
+    assert [(task.name, task.resume, task.epoch_lines) for (task,) in pool.submitted] == [
+        (name, False, True) for name in ("first", "second", "third")
     ]
     # the stop went to the live worker once, and the runs not started stay pending
     assert killed == [(101, signal.SIGTERM)]
