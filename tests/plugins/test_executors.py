@@ -1,0 +1,273 @@
+"""The built-in executors and a third party's: each gives a serial run's summary and metrics,
+reports a failing run per run, leaves an interrupted directory resumable, and resume sends only
+the unfinished runs. Ray is one local instance for the module (`num_cpus=2`); submitit runs
+its jobs as processes on this machine (`cluster = "local"`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import nnrun
+from nnrun.cli import main
+from nnrun.errors import ConfigError
+from nnrun.experiment.reporting import SilentReporter
+from nnrun.experiment.runner import Interrupted, run_experiment
+from nnrun.experiment.train import StopFlag
+from nnrun.plugins import executors
+from nnrun.testing import check_executor
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("submitit")
+
+#: Four runs of a few epochs each: enough to have some queued when the first one finishes.
+EXPERIMENT = """
+[experiment]
+name = "spread"
+seed = 5
+
+[data]
+expr = "x**2"
+n = 96
+range = [-2.0, 2.0]
+noise = 0.1
+split = { val = 0.25 }
+
+[model]
+layers = [1, 8, 1]
+activation = "tanh"
+
+[optimizer]
+name = "adam"
+lr = 0.02
+
+[train]
+epochs = 4
+batch_size = 8
+checkpoint_every = 2
+
+[sweep]
+"optimizer.lr" = [0.01, 0.02, 0.03, 0.04]
+"""
+
+#: A third party's package: an executor that runs the tasks here, logging their names, and a
+#: metric that raises mid-run (a run that fails in its worker, wherever that is).
+PLUGIN = """
+import nnrun
+
+
+class Boom(nnrun.Metric):
+    mode = "min"
+    tasks = ("regression",)
+
+    def compute(self, pred, target):
+        raise RuntimeError("boom")
+
+
+class Inline(nnrun.Executor):
+    def __init__(self, log: str = ""):
+        self.log = log
+
+    def execute(self, tasks, context):
+        for task in tasks:
+            with open(self.log, "a") as file:
+                file.write(task.name + "\\n")
+            yield task()
+            if context.should_stop():
+                return
+
+
+@nnrun.hookimpl
+def register_metrics(register):
+    register("boom", Boom)
+
+
+@nnrun.hookimpl
+def register_executors(register):
+    register("inline", Inline)
+"""
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The third-party package, on this process's path and on its workers' (PYTHONPATH)."""
+    site = tmp_path_factory.mktemp("site")
+    (site / "nnrun_test_site.py").write_text(PLUGIN)
+    info = site / "nnrun_test_site-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: nnrun-test-site\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[nnrun]\nsite = nnrun_test_site\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(site))
+        path = os.pathsep.join([str(site), *filter(None, [os.environ.get("PYTHONPATH")])])
+        patch.setenv("PYTHONPATH", path)
+        yield site
+
+
+@pytest.fixture(scope="module")
+def ray_instance(site):
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def write(folder: Path, text: str = EXPERIMENT) -> Path:
+    path = folder / "e.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def comparable(out: Path) -> tuple[list[dict], list[dict]]:
+    """The summary's runs and the metrics, each run's records together, the times left out."""
+
+    def timeless(record):
+        return {k: v for k, v in record.items() if k != "seconds"}
+
+    runs = [timeless(r) for r in json.loads((out / "summary.json").read_text())["runs"]]
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    metrics.sort(key=lambda r: (r["run"], r.get("epoch", 0)))
+    return runs, [timeless(r) for r in metrics]
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("serial")
+    run_experiment(nnrun.load_experiment(write(folder)), folder / "out")
+    return comparable(folder / "out")
+
+
+# ------------------------------------------------------------------------------------------------
+# The same numbers as a serial run
+
+
+def test_ray_gives_the_serial_summary_and_metrics(tmp_path, ray_instance, serial):
+    experiment = nnrun.load_experiment(write(tmp_path), executor="ray")
+    assert experiment.executor == {
+        "name": "ray",
+        "address": "local",
+        "num_cpus": 1.0,
+        "num_gpus": 0.0,
+    }
+    run_experiment(experiment, tmp_path / "out")
+    assert comparable(tmp_path / "out") == serial
+
+
+@pytest.mark.slow  # four job processes, each importing torch: ~10-20 s
+def test_submitit_on_this_machine_gives_the_serial_summary_and_metrics(tmp_path, serial):
+    experiment = nnrun.load_experiment(
+        write(tmp_path), ["executor.cluster=local"], executor="submitit"
+    )
+    out = tmp_path / "out"
+    run_experiment(experiment, out)
+    assert comparable(out) == serial
+    logs = sorted(p.name for p in (out / "submitit").iterdir())
+    assert sum(name.endswith("_result.pkl") for name in logs) == 4  # one job per run
+    # the default submitit folder is the run directory's own: --force clears it with the rest
+    again = nnrun.load_experiment(write(tmp_path))
+    run_experiment(again, out, force=True)
+    assert not (out / "submitit").exists()
+    assert comparable(out) == serial
+
+
+def test_submitit_runs_each_task_once_as_in_process():
+    check_executor(executors.Submitit, cluster="local", array_parallelism=2)
+
+
+# ------------------------------------------------------------------------------------------------
+# Failures, Ctrl-C and resume
+
+
+def test_a_run_failing_on_a_ray_worker_is_reported_per_run_and_the_others_finish(
+    tmp_path, ray_instance
+):
+    text = EXPERIMENT.replace('[sweep]\n"optimizer.lr" = [0.01, 0.02, 0.03, 0.04]', "")
+    text += '[[runs]]\nname = "fine"\n\n[[runs]]\nname = "broken"\ntrain = { metrics = ["boom"] }\n'
+    summary = run_experiment(
+        nnrun.load_experiment(write(tmp_path, text), executor="ray"), tmp_path / "out"
+    )
+    status = {r["name"]: (r["status"], r.get("error")) for r in summary["runs"]}
+    assert status == {"fine": ("ok", None), "broken": ("failed", "RuntimeError: boom")}
+    assert "RuntimeError: boom" in (tmp_path / "out" / "failures.log").read_text()
+
+
+class StopAfterFirst(SilentReporter):
+    """Ctrl-C as the first run's outcome is recorded."""
+
+    def run_finished(self, entry):
+        StopFlag.requested = True
+
+
+#: Runs long enough (about a second each) that a stop request reaches the second while it runs.
+LONGER = EXPERIMENT.replace("epochs = 4", "epochs = 150")
+
+
+@pytest.mark.slow  # a serial run, the interrupted one and its resume: ~20 s
+def test_ctrl_c_cancels_the_queued_ray_tasks_and_resume_sends_only_the_unfinished(
+    tmp_path, ray_instance, monkeypatch
+):
+    run_experiment(nnrun.load_experiment(write(tmp_path, LONGER)), tmp_path / "serial")
+    sent: list[list[str]] = []
+    execute = executors.Ray.execute
+
+    def spy(self, tasks, context):
+        sent.append([task.name for task in tasks])
+        return execute(self, tasks, context)
+
+    monkeypatch.setattr(executors.Ray, "execute", spy)
+    out = tmp_path / "out"
+    # each run takes both CPUs: one at a time, the others queued
+    experiment = nnrun.load_experiment(
+        write(tmp_path, LONGER), ["executor.num_cpus=2"], executor="ray"
+    )
+    with pytest.raises(Interrupted):
+        run_experiment(experiment, out, reporter=StopAfterFirst())
+    runs = json.loads((out / "summary.json").read_text())["runs"]
+    assert [r["status"] for r in runs] == ["ok", "interrupted", "pending", "pending"]
+    config = out / "config.toml"
+    assert 'name = "ray"' in config.read_text()  # resume continues on the same executor
+    run_experiment(nnrun.load_experiment(config), out, resume=True)
+    assert sent == [[r["name"] for r in runs], [r["name"] for r in runs[1:]]]
+    assert comparable(out) == comparable(tmp_path / "serial")
+
+
+# ------------------------------------------------------------------------------------------------
+# Without the engine installed, and a third party's executor
+
+
+@pytest.mark.parametrize(
+    ("name", "module", "extra", "what"),
+    [("ray", "ray", "ray", "Ray"), ("submitit", "submitit", "slurm", "submitit")],
+)
+def test_an_executor_without_its_package_names_the_extra_and_writes_nothing(
+    tmp_path, monkeypatch, name, module, extra, what
+):
+    monkeypatch.setitem(sys.modules, module, None)  # as if it were not installed
+    path = write(tmp_path)
+    message = f'--executor {name} needs {what}: pip install "nnrun[{extra}]"'
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        nnrun.load_experiment(path, executor=name)
+    result = CliRunner().invoke(main, [str(path), "--executor", name, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and message in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "o").exists()
+
+
+def test_a_third_party_executor_registered_by_a_plugin_runs_the_experiment(tmp_path, site, serial):
+    log = tmp_path / "sent.txt"
+    path = write(tmp_path, EXPERIMENT + f'\n[executor]\nname = "inline"\nlog = "{log}"\n')
+    run_experiment(nnrun.load_experiment(path), tmp_path / "out")
+    assert log.read_text().splitlines() == ["lr=0.01", "lr=0.02", "lr=0.03", "lr=0.04"]
+    assert comparable(tmp_path / "out") == serial
+
+
+@pytest.mark.parametrize(
+    "jobs",
+    [1, pytest.param(2, marks=pytest.mark.slow)],  # 2: spawned workers, ~10 s
+)
+def test_the_local_executor_runs_each_task_once_as_in_process(jobs):
+    check_executor(executors.Local, jobs=jobs)
