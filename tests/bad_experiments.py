@@ -801,3 +801,35 @@ COMPONENT_LINE.update(
         ),
     }
 )
+
+# [executor]: one table for the experiment, its keys the executor's hyperparameters
+WITH_LINE.update(
+    {
+        "unknown executor": (
+            BASE + '\n[executor]\nname = "rey"\n',
+            'name = "rey"',
+            r"\[executor\]: unknown executor 'rey'; did you mean 'ray'\?",
+        ),
+        "unknown executor key": (
+            BASE + '\n[executor]\nname = "ray"\nadress = "auto"\n',
+            "adress =",
+            r"\[executor\]: executor 'ray' does not take 'adress'; did you mean 'address'\?; "
+            r"it takes address='local', num_cpus=1.0, num_gpus=0.0",
+        ),
+        "executor key of the wrong type": (
+            BASE + '\n[executor]\nname = "ray"\nnum_cpus = "2"\n',
+            "num_cpus =",
+            r"\[executor\]: num_cpus = '2': num_cpus: Input should be a valid number",
+        ),
+        "executor value its constructor refuses": (
+            BASE + "\n[executor]\njobs = 0\n",
+            "jobs = 0",
+            r"\[executor\]: executor 'local': Invalid jobs: 0 \(the runs at once, at least 1\)",
+        ),
+        "submitit cluster unknown": (
+            BASE + '\n[executor]\nname = "submitit"\ncluster = "pbs"\n',
+            "cluster =",
+            r"\[executor\]: cluster = 'pbs': cluster: Input should be 'auto', 'local' or 'slurm'",
+        ),
+    }
+)
