@@ -236,6 +236,23 @@ def test_ctrl_c_cancels_the_queued_ray_tasks_and_resume_sends_only_the_unfinishe
     assert comparable(out) == comparable(tmp_path / "serial")
 
 
+@pytest.mark.slow  # job processes one at a time, each importing torch: ~30 s
+def test_ctrl_c_stops_submitit_jobs_leaving_the_rest_pending_and_resume_finishes_them(tmp_path):
+    run_experiment(nnrun.load_experiment(write(tmp_path, LONGER)), tmp_path / "serial")
+    out = tmp_path / "out"
+    options = ["executor.cluster=local", "executor.array_parallelism=1"]
+    experiment = nnrun.load_experiment(write(tmp_path, LONGER), options, executor="submitit")
+    with pytest.raises(Interrupted):
+        run_experiment(experiment, out, reporter=StopAfterFirst())
+    statuses = [r["status"] for r in json.loads((out / "summary.json").read_text())["runs"]]
+    # the second job was running (SIGINT: it checkpoints, or stops before it began); the last
+    # two were never submitted
+    assert statuses[0] == "ok" and statuses[1] in ("interrupted", "pending")
+    assert statuses[2:] == ["pending", "pending"]
+    run_experiment(nnrun.load_experiment(out / "config.toml"), out, resume=True)
+    assert comparable(out) == comparable(tmp_path / "serial")
+
+
 # ------------------------------------------------------------------------------------------------
 # Without the engine installed, and a third party's executor
 
