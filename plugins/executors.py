@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import nnrun
+from nnrun.errors import ConfigError
 from nnrun.executor import ExecutionContext, Executor, Outcome, Task, as_finished, request_stop
 
 nnrun_api = 1
@@ -140,12 +141,19 @@ class Ray(Executor):
         started = not ray.is_initialized()
         if started:
             local = self.address == "local"
-            ray.init(
-                address=self.address,
-                include_dashboard=False if local else None,
-                log_to_driver=context.reporter.shows_epochs,
-                configure_logging=False,
-            )
+            try:
+                ray.init(
+                    address=self.address,
+                    include_dashboard=False if local else None,
+                    log_to_driver=context.reporter.shows_epochs,
+                    configure_logging=False,
+                )
+            except Exception as error:  # no cluster there, or a version that cannot join it
+                raise ConfigError(
+                    f"[executor] address = {self.address!r}: Ray could not start or join a "
+                    f"cluster there: {type(error).__name__}: {error}. Nothing has run; use "
+                    f'"local" for a private instance, "auto" on a node of a running cluster'
+                ) from None
         try:
             remote = ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=0)(call)
             refs = [remote.remote(task) for task in tasks]
@@ -213,9 +221,15 @@ class Submitit(Executor):
         from nnrun.experiment.rundir import SUBMITIT
 
         folder = Path(self.folder).absolute() if self.folder else context.directory / SUBMITIT
-        executor = submitit.AutoExecutor(
-            folder=folder, cluster=None if self.cluster == "auto" else self.cluster
-        )
+        try:
+            executor = submitit.AutoExecutor(
+                folder=folder, cluster=None if self.cluster == "auto" else self.cluster
+            )
+        except Exception as error:  # e.g. cluster = "slurm" where there is no sbatch
+            raise ConfigError(
+                f"[executor] cluster = {self.cluster!r}: submitit cannot submit there: "
+                f'{type(error).__name__}: {error}. Nothing has run; use "local" on this machine'
+            ) from None
         slurm = executor.cluster == "slurm"
         limit = self.array_parallelism or (256 if slurm else (os.cpu_count() or 1))
         parameters: dict[str, Any] = {

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import textwrap
 from pathlib import Path
@@ -288,3 +289,15 @@ def test_a_third_party_executor_registered_by_a_plugin_runs_the_experiment(tmp_p
 )
 def test_the_local_executor_runs_each_task_once_as_in_process(jobs):
     check_executor(executors.Local, jobs=jobs)
+
+
+@pytest.mark.skipif(shutil.which("srun") is not None, reason="this machine is a SLURM cluster")
+def test_slurm_where_there_is_none_is_an_error_saying_nothing_ran(tmp_path):
+    path = write(tmp_path)
+    args = [str(path), "--executor", "submitit", "-o", "executor.cluster=slurm", "-q"]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "[executor] cluster = 'slurm': submitit cannot submit there" in result.output
+    assert "Nothing has run" in result.output
+    runs = json.loads((tmp_path / "o" / "summary.json").read_text())["runs"]
+    assert {r["status"] for r in runs} == {"pending"}  # resumable elsewhere
