@@ -11,6 +11,9 @@ from scipy import stats
 
 from nnrun.experiment.statistics import (
     describe,
+    figure_names,
+    figure_value,
+    group_figure,
     group_statistics,
     paired_difference,
     t_quantile,
@@ -56,7 +59,7 @@ def test_one_value_has_no_spread_and_no_interval():
         "max": 0.5,
         "ci95": None,
     }
-    assert set(describe([]).values()) == {None}
+    assert describe([]) == dict.fromkeys(("mean", "std", "median", "min", "max", "ci95"))
 
 
 def test_a_diverged_seed_is_counted_and_listed_not_averaged():
@@ -153,8 +156,12 @@ def test_every_difference_zero_has_no_wilcoxon_p():
         ([1.0, 2.0, 3.5], [2.0, 4.0, 7.0, 9.0]),
         ([0.1, 0.11, 0.12, 0.2], [0.3, 0.31]),
         ([5, 5.5], [1, 9]),
+        ([1.0, 2.0], [3.0, 4.0]),  # the same spread on both sides
+        ([0.0, 2.0], [5.0, 5.0]),  # no spread on one side: all of the variance is a's
     ],
 )
+# scipy warns of precision loss on the group without spread (its own moment check), not nnrun
+@pytest.mark.filterwarnings("ignore:Precision loss occurred:RuntimeWarning")
 def test_the_unpaired_difference_equals_scipys_welch_test(a, b):
     got = welch_difference(a, b)
     result = stats.ttest_ind(a, b, equal_var=False)
@@ -168,3 +175,109 @@ def test_welch_needs_two_values_on_each_side():
     got = welch_difference([1.0], [2.0, 3.0])
     assert got["mean_difference"] == -1.5
     assert got["ci95"] is None and got["welch_p"] is None and got["df"] is None
+
+
+def test_integer_values_are_described_as_floats():
+    got = describe([3, 1, 2])
+    assert (got["median"], got["min"], got["max"]) == (2.0, 1.0, 3.0)
+    assert all(type(got[key]) is float for key in ("mean", "std", "median", "min", "max"))
+
+
+def test_the_figures_are_every_final_number_in_the_order_first_met():
+    entries = [
+        {"final_val_loss": 0.5, "test_metrics": {"mae": 0.1}, "final_metrics": None},
+        {"final_loss": 0.4, "final_metrics": {"mse": 0.2}, "test_metrics": {"mae": 0.3}},
+        {"status": "failed"},
+    ]
+    assert figure_names(entries) == [
+        "final_val_loss",
+        "test_metrics.mae",
+        "final_loss",
+        "final_metrics.mse",
+    ]
+
+
+@pytest.mark.parametrize(
+    "entry,figure,value",
+    [
+        ({"final_loss": 0.5}, "final_loss", 0.5),
+        ({"final_loss": 2}, "final_loss", 2.0),
+        ({"final_loss": None}, "final_loss", None),  # a diverged run's loss
+        ({"final_loss": float("inf")}, "final_loss", None),
+        ({"final_loss": float("nan")}, "final_loss", None),
+        ({"final_loss": True}, "final_loss", None),  # JSON true is no figure
+        ({"final_loss": "0.5"}, "final_loss", None),
+        ({}, "final_loss", None),
+        ({"test_metrics": {"mae": 0.25}}, "test_metrics.mae", 0.25),
+        ({"test_metrics": {"mae": 0.25}}, "test_metrics.mse", None),
+        ({"test_metrics": None}, "test_metrics.mae", None),
+        ({"final_metrics": {"mae": 0.25}}, "test_metrics.mae", None),
+    ],
+)
+def test_the_value_of_a_figure_is_a_finite_number_or_none(entry, figure, value):
+    got = figure_value(entry, figure)
+    assert got == value and (value is None or type(got) is float)
+
+
+def test_a_run_not_in_the_summary_yet_is_listed_but_not_counted():
+    entries = {
+        "a/seed=0": {"name": "a/seed=0", "status": "ok", "final_loss": 0.5, "final_val_loss": None},
+        "a/seed=1": {"name": "a/seed=1", "status": "running"},
+    }
+    members = {"a": [("a/seed=0", 0), ("a/seed=1", 1), ("a/seed=2", 2)]}
+    (group,) = group_statistics(members, entries)
+    assert group["runs"] == ["a/seed=0", "a/seed=1", "a/seed=2"] and group["seeds"] == [0, 1, 2]
+    assert (group["n"], group["n_diverged"], group["not_finished"]) == (1, 0, ["a/seed=1"])
+    assert group["final_loss"] == describe([0.5])
+    assert group["final_val_loss"] == describe([])  # the key is there, its value is not
+    assert "final_metrics" not in group and "test_metrics" not in group
+
+
+def test_group_statistics_keeps_the_groups_order():
+    entries = {name: {"name": name, "status": "ok", "final_loss": 1.0} for name in ("x", "y")}
+    groups = group_statistics({"y": [("y", None)], "x": [("x", None)]}, entries)
+    assert [g["name"] for g in groups] == ["y", "x"]
+
+
+def test_lower_is_better_unless_told_otherwise():
+    a, b = {0: 1.0, 1: 3.0, 2: 2.0}, {0: 2.0, 1: 1.0, 2: 2.0}
+    assert paired_difference(a, b)["wins"] == {"a": 1, "b": 1, "ties": 1}
+    assert paired_difference(a, {0: 2.0, 1: 4.0, 2: 2.0})["wins"] == {"a": 2, "b": 0, "ties": 1}
+    assert paired_difference(a, {0: 2.0, 1: 4.0, 2: 2.0}, "max")["wins"]["b"] == 2
+
+
+@pytest.mark.parametrize("a,b", [([], [1.0, 2.0]), ([1.0, 2.0], []), ([], [])])
+def test_welch_of_an_empty_group_has_no_difference(a, b):
+    assert welch_difference(a, b) == {
+        "test": "welch",
+        "n": [len(a), len(b)],
+        "mean_difference": None,
+        "ci95": None,
+        "df": None,
+        "welch_p": None,
+    }
+
+
+def test_welch_without_spread_on_either_side_has_a_difference_but_no_test():
+    got = welch_difference([1.0, 1.0], [0.25, 0.25, 0.25])
+    assert got["mean_difference"] == 0.75 and got["n"] == [2, 3]
+    assert got["ci95"] is None and got["df"] is None and got["welch_p"] is None
+
+
+def test_a_groups_figure_is_found_where_group_statistics_put_it():
+    entries = {
+        "r": {
+            "name": "r",
+            "status": "ok",
+            "final_loss": 0.5,
+            "final_metrics": {"accuracy": 0.75},
+            "test_metrics": {"accuracy": 0.5},
+        }
+    }
+    (group,) = group_statistics({"g": [("r", None)]}, entries)
+    assert group_figure(group, "final_loss") == describe([0.5])
+    assert group_figure(group, "final_metrics.accuracy") == describe([0.75])
+    assert group_figure(group, "test_metrics.accuracy") == describe([0.5])
+    for missing in ("final_val_loss", "test_metrics.mae", "final_metrics.accuracy.x", "n"):
+        assert group_figure(group, missing) is None  # `n` is a number, not a figure's statistics
+    assert group_figure({"final_metrics": None}, "final_metrics.accuracy") is None
