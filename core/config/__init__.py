@@ -58,12 +58,15 @@ def load_experiment(
     overrides: Iterable[str] = (),
     registry: Registry | None = None,
     seed: int | None = None,
+    nproc: int | None = None,
 ) -> Experiment:
     """Read and validate an experiment file in one pass: every run against the schema, every
     component against its plugin's constructor, every run as a whole (device, data, loss, memory).
     Raise one `ConfigError` listing every problem found, each with the file and line.
 
     `seed` is used when the file sets none (a resume passes the seed drawn the first time).
+    `nproc` > 1 (`--nproc`, torchrun's processes on this node) also refuses what data-parallel
+    training cannot do.
     """
     from nnrun.config.fit import available_memory, check_fit, data_notes
     from nnrun.config.resolve import component_problems, resolve_components
@@ -101,6 +104,11 @@ def load_experiment(
             found.setdefault(problem, []).append(name)
         if run is not None and not problems:
             runs.append(run)
+    if not found and runs and nproc is not None and nproc > 1:
+        from nnrun.config.distributed import distributed_problems
+
+        for problem, name in distributed_problems(text, runs, nproc):
+            found.setdefault(problem, []).append(name)
     if found:
         raise ConfigError(_with_overrides(_report(path, found, len(composed)), overrides))
     notes = data_notes(runs, registry)
