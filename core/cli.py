@@ -166,6 +166,14 @@ output_options = [
 ]
 
 
+nproc_option = click.option(
+    "--nproc",
+    type=click.IntRange(min=1),
+    help="Data-parallel training on N processes of this node (torchrun's agent; README, "
+    "Data-parallel training).",
+)
+
+
 def with_output_options(command: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(output_options):
         command = option(command)
@@ -197,6 +205,7 @@ def _run_dir_path(ctx: click.Context, param: click.Parameter, value: str | None)
     help="Overwrite a run directory nnrun wrote in --out (only nnrun's files; refused if it holds others).",
 )
 @with_output_options
+@nproc_option
 @reports_errors
 def run_command(
     file: Path,
@@ -209,6 +218,7 @@ def run_command(
     quiet: bool,
     as_json: bool,
     every_run: bool,
+    nproc: int | None,
 ) -> None:
     """Run the experiment in FILE."""
     seed = None
@@ -216,6 +226,7 @@ def run_command(
         if out is None:
             raise click.UsageError("--resume needs --out DIR (the run directory to continue)")
         seed = _saved_seed(out)
+    flags = [("--resume", resume), ("--force", force), ("-q", quiet), ("--json", as_json)]
     _run(
         file,
         overrides,
@@ -228,6 +239,13 @@ def run_command(
         quiet=quiet,
         as_json=as_json,
         every_run=every_run,
+        nproc=nproc,
+        rank_args=[
+            str(file),
+            *(["--out", str(out)] if out is not None else []),
+            *[arg for text in overrides for arg in ("-o", text)],
+            *[flag for flag, given in [*flags, ("--runs", every_run)] if given],
+        ],
     )
 
 
@@ -242,6 +260,7 @@ def _saved_seed(run_dir: Path) -> int | None:
 @main.command("resume")
 @click.argument("run_dir", type=click.Path(), callback=_run_dir_path)
 @with_output_options
+@nproc_option
 @reports_errors
 def resume_command(
     run_dir: Path,
@@ -250,6 +269,7 @@ def resume_command(
     quiet: bool,
     as_json: bool,
     every_run: bool,
+    nproc: int | None,
 ) -> None:
     """Continue RUN_DIR's unfinished runs from their last checkpoints; finished runs are skipped.
     A damaged newest checkpoint is replaced by the one before it, with a warning."""
@@ -269,6 +289,16 @@ def resume_command(
         quiet=quiet,
         as_json=as_json,
         every_run=every_run,
+        nproc=nproc,
+        rank_args=[
+            "resume",
+            str(run_dir),
+            *[
+                f
+                for f, given in [("-q", quiet), ("--json", as_json), ("--runs", every_run)]
+                if given
+            ],
+        ],
     )
 
 
@@ -285,15 +315,109 @@ def _run(
     quiet: bool,
     as_json: bool,
     every_run: bool = False,
+    nproc: int | None = None,
+    rank_args: list[str] | None = None,
 ) -> None:
-    """Load the plugins once, validate the experiment against them, run it, print the summary."""
+    """Load the plugins once, validate the experiment against them, run it, print the summary.
+    With `--nproc N`, validate for N processes, then start them (each runs `nnrun RANK_ARGS`);
+    under torchrun, take this process's part."""
     from nnrun.config import load_experiment
-    from nnrun.experiment.reporting import ConsoleReporter, QuietReporter
-    from nnrun.experiment.runner import run_experiment
+    from nnrun.experiment import distributed
     from nnrun.loading import load_registry
 
+    world = distributed.launched()
+    if (world is not None or (nproc or 1) > 1) and (jobs or 1) > 1:
+        raise click.UsageError(
+            "--jobs runs whole runs in parallel; with --nproc (or torchrun) "
+            "the processes share each run: drop --jobs"
+        )
+    if world is not None and nproc is not None and nproc != world.local_size:
+        raise click.UsageError(
+            f"--nproc {nproc} under torchrun, which started "
+            f"{world.local_size} processes here: drop --nproc"
+        )
     registry = load_registry()
-    experiment = load_experiment(file, overrides, registry=registry, seed=seed, executor=executor)
+    processes = world.local_size if world is not None else nproc
+    if world is not None and world.rank != 0:
+        _follow(file, overrides, seed, registry, world)  # trains alongside rank 0, silently
+        return
+    experiment = load_experiment(
+        file, overrides, registry=registry, seed=seed, executor=executor, nproc=processes
+    )
+    if world is None and processes is not None and processes > 1:
+        assert rank_args is not None
+        sys.exit(distributed.launch(processes, rank_args))
+    if world is None:
+        _run_experiment(experiment, out, registry, jobs, resume, force, quiet, as_json, every_run)
+        return
+    from nnrun.config.distributed import settings
+
+    first = experiment.runs[0]
+    parallel = distributed.DataParallel.start(world, settings(first), first.experiment.device)
+    try:
+        with distributed.activated(parallel):
+            try:
+                _run_experiment(
+                    experiment, out, registry, 1, resume, force, quiet, as_json, every_run
+                )
+            except NnrunError:  # bad input found at a run's start, or interrupted: at a step
+                parallel.finish()  # all ranks agreed on, so the others wait to be released
+                raise
+            except SystemExit:
+                parallel.finish()
+                raise
+            parallel.finish()
+    except distributed.PeerLost as error:
+        if not os.environ.get(distributed.LAUNCHER_ENV):  # else the launcher says which died
+            click.echo(f"Error: {error}", err=True)
+        sys.exit(distributed.EXIT_PEER_LOST)
+    finally:
+        parallel.close()
+
+
+def _follow(
+    file: Path, overrides: tuple[str, ...], seed: int | None, registry: Any, world: Any
+) -> None:
+    """A rank other than 0: check the file as rank 0 does (which reports any problem), join
+    the process group, then train each run rank 0 announces."""
+    from nnrun.config import load_experiment
+    from nnrun.config.distributed import settings
+    from nnrun.experiment import distributed
+
+    try:
+        experiment = load_experiment(file, overrides, registry, seed, nproc=world.local_size)
+    except NnrunError:  # rank 0 finds it too and prints it; torchrun then ends this rank
+        import time
+
+        time.sleep(60)  # exiting first would make this rank the failure torchrun reports
+        sys.exit(EXIT_BAD_INPUT)
+    first = experiment.runs[0]
+    parallel = distributed.DataParallel.start(world, settings(first), first.experiment.device)
+    try:
+        from nnrun.experiment.runner import stop_on_signals
+
+        with stop_on_signals():  # a stop request counts at the next all-reduce, as on rank 0
+            parallel.follow(registry)
+    except distributed.PeerLost:
+        sys.exit(distributed.EXIT_PEER_LOST)  # rank 0, or the launcher, says why
+    finally:
+        parallel.close()
+
+
+def _run_experiment(
+    experiment: Any,
+    out: Path | None,
+    registry: Any,
+    jobs: int | None,
+    resume: bool,
+    force: bool,
+    quiet: bool,
+    as_json: bool,
+    every_run: bool,
+) -> None:
+    from nnrun.experiment.reporting import ConsoleReporter, QuietReporter
+    from nnrun.experiment.runner import run_experiment
+
     for note in experiment.notes:  # e.g. the bad rows a CSV file's on_bad_rows = "skip" left out
         click.echo(f"nnrun: {note}", err=True)
     quiet_reporter = QuietReporter(announce=quiet) if quiet or as_json else None
@@ -338,12 +462,14 @@ def _print_summary(
 @main.command("check")
 @click.argument("file", type=click.Path(path_type=Path))
 @overrides_option
+@nproc_option
 @reports_errors
-def check_command(file: Path, overrides: tuple[str, ...]) -> None:
-    """Validate FILE and print the fully resolved experiment without running anything."""
+def check_command(file: Path, overrides: tuple[str, ...], nproc: int | None) -> None:
+    """Validate FILE and print the fully resolved experiment without running anything; with
+    --nproc N, also for data-parallel training on N processes."""
     from nnrun.experiment.inspection import describe_experiment
 
-    click.echo(describe_experiment(file, overrides))
+    click.echo(describe_experiment(file, overrides, nproc=nproc))
 
 
 @main.command("plugins")

@@ -62,13 +62,16 @@ def load_experiment(
     registry: Registry | None = None,
     seed: int | None = None,
     executor: str | None = None,
+    nproc: int | None = None,
 ) -> Experiment:
     """Read and validate an experiment file in one pass: every run against the schema, every
     component against its plugin's constructor, every run as a whole (device, data, loss, memory).
     Raise one `ConfigError` listing every problem found, each with the file and line.
 
     `seed` is used when the file sets none (a resume passes the seed drawn the first time);
-    `executor` is `--executor`'s name, over the file's `[executor] name`.
+    `executor` is `--executor`'s name, over the file's `[executor] name`. `nproc` > 1
+    (`--nproc`, torchrun's processes on this node) also refuses what data-parallel training
+    cannot do.
     """
     from nnrun.config.executor import executor_spec
     from nnrun.config.fit import available_memory, check_fit, data_notes
@@ -110,6 +113,18 @@ def load_experiment(
     spec, executor_problems = executor_spec(text, parsed, registry, executor)
     for problem in executor_problems:  # the experiment's as a whole: no run's label
         found.setdefault(problem, []).extend(name for name, _ in composed)
+    if not found and runs and nproc is not None and nproc > 1:
+        from nnrun.config.distributed import distributed_problems
+
+        for problem, name in distributed_problems(text, runs, nproc):
+            found.setdefault(problem, []).append(name)
+        if spec is not None and spec["name"] != "local":
+            where = line_for(text, ("executor", "name"))
+            message = (
+                f"--nproc {nproc} trains each run on {nproc} processes here, and executor "
+                f"{spec['name']!r} sends whole runs elsewhere: use one or the other"
+            )
+            found.setdefault((where, message), []).extend(name for name, _ in composed)
     if found:
         raise ConfigError(_with_overrides(_report(path, found, len(composed)), overrides))
     notes = data_notes(runs, registry)

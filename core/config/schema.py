@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from nnrun.config.distributed import DistributedSection
 from nnrun.errors import suggest
 from nnrun.names import name_problem
 
@@ -378,6 +379,7 @@ class RunConfig(Section):
     solver: SolverSpec | None = None
     report: ReportSection = ReportSection()
     tune: TuneSection | None = None
+    distributed: DistributedSection | None = None  # read under torchrun / --nproc only
     group: RunGroup | None = None  # with [experiment] seeds or repeats, from `compose`
 
     @model_validator(mode="after")

@@ -16,7 +16,10 @@ import torch
 
 from nnrun.config.schema import RunConfig, TrainSection
 from nnrun.errors import ConfigError
+from nnrun.experiment import distributed
 from nnrun.experiment.assemble import make_data, make_model, make_solver, shuffle_generator
+from nnrun.experiment.data import Data
+from nnrun.experiment.distributed import DataParallel
 from nnrun.experiment.reporting import Reporter, SilentReporter
 from nnrun.experiment.rundir import RunDirectory
 from nnrun.experiment.train import StopFlag, Trainer, TrainSettings
@@ -49,6 +52,8 @@ def execute_run(
         raise  # bad input found only once the run started: report it as such (exit status 2)
     except Exception as error:
         directory.log_failure(run.name, traceback.format_exc())
+        if distributed.active() is not None:
+            raise  # the other ranks are in this run's collectives: end them all
         return {
             "name": run.name,
             "task": run.experiment.task,
@@ -77,6 +82,34 @@ def execute_run_in_worker(
     return execute_run(run, out, registry, reporter, resume)
 
 
+def build_trainer(
+    run: RunConfig, registry: Registry, parallel: DataParallel | None = None
+) -> tuple[Trainer, Data]:
+    """The run's data, model, optimizer, scheduler, loss and metrics in a `Trainer`: also what
+    the other ranks of a data-parallel run train with (`parallel`)."""
+    data = make_data(run, registry)
+    model = make_model(run, registry)
+    optimizer = build(registry, "optimizers", run.optimizer, model.parameters())
+    scheduler = build(registry, "schedulers", run.scheduler, optimizer) if run.scheduler else None
+    loss = build(registry, "losses", run.loss)
+    assert run.train is not None  # a train run has [train] (RunConfig checks)
+    metrics = {spec.name: build(registry, "metrics", spec) for spec in run.train.metrics}
+    trainer = Trainer(
+        model,
+        loss,
+        optimizer,
+        scheduler,
+        train_settings(run.train),
+        data.train,
+        data.val,
+        shuffle_generator(run),
+        stop=StopFlag if parallel is None else parallel.stop,
+        metrics=metrics,
+        parallel=parallel,
+    )
+    return trainer, data
+
+
 def _train(
     run: RunConfig,
     directory: RunDirectory,
@@ -85,29 +118,18 @@ def _train(
     resume: bool,
     watch: Watch | None = None,
 ) -> dict[str, Any]:
-    data = make_data(run, registry)
-    model = make_model(run, registry)
-    optimizer = build(registry, "optimizers", run.optimizer, model.parameters())
-    scheduler = build(registry, "schedulers", run.scheduler, optimizer) if run.scheduler else None
-    loss = build(registry, "losses", run.loss)
-    assert run.train is not None  # a train run has [train] (RunConfig checks)
-    settings = train_settings(run.train)
-    metrics = {spec.name: build(registry, "metrics", spec) for spec in run.train.metrics}
-    trainer = Trainer(
-        model,
-        loss,
-        optimizer,
-        scheduler,
-        settings,
-        data.train,
-        data.val,
-        shuffle_generator(run),
-        metrics=metrics,
+    parallel = distributed.active()
+    trainer, data = build_trainer(
+        run if parallel is None else parallel.on_this_rank(run), registry, parallel
     )
+    model, settings = trainer.model, trainer.settings
+    saved = None
     if resume:
         saved = directory.load_last_checkpoint(run.name)
         if saved is not None:
             trainer.load_state_dict(saved)
+    if parallel is not None:  # the other ranks train this run from the same state
+        parallel.announce(run, saved)
     reporter.run_started(run, trainer.state.epoch, trainer.steps_per_epoch)
     live = None
     if run.report.tensorboard:

@@ -133,7 +133,7 @@ def render_plugin_listing(listing: dict[str, Any], console: Console | None = Non
         )
 
 
-def describe_experiment(file: Path, overrides: Iterable[str] = ()) -> str:
+def describe_experiment(file: Path, overrides: Iterable[str] = (), nproc: int | None = None) -> str:
     """The resolved experiment as TOML, with a comment per component naming its distribution."""
     from nnrun.config import load_experiment
     from nnrun.config.resolve import component_slots, listed_components  # imports torch
@@ -142,7 +142,7 @@ def describe_experiment(file: Path, overrides: Iterable[str] = ()) -> str:
     from nnrun.loading import load_registry
 
     registry = load_registry()
-    experiment = load_experiment(file, overrides, registry=registry)
+    experiment = load_experiment(file, overrides, registry=registry, nproc=nproc)
     total = sum(tune_runs(run) for run in experiment.runs)
     lines = [f"# {file}: {total} run(s), all valid. Components come from:"]
     data_lines: list[str] = []

@@ -18,7 +18,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
@@ -28,6 +28,9 @@ from nnrun.metric import Metric
 from nnrun.model import MLP
 from nnrun.optimizer import Optimizer
 from nnrun.scheduler import Scheduler
+
+if TYPE_CHECKING:
+    from nnrun.experiment.distributed import DataParallel
 
 
 class StopFlag:
@@ -96,7 +99,11 @@ class Trainer:
         generator: torch.Generator,
         stop: type[StopFlag] | StopFlag = StopFlag,
         metrics: Mapping[str, Metric] | None = None,
+        parallel: DataParallel | None = None,
     ):
+        """`parallel` (torchrun): each step trains on this rank's shard of the batch and
+        all-reduces the gradients before clipping and the optimizer step."""
+        self.parallel = parallel
         self.model, self.loss, self.optimizer, self.scheduler = model, loss, optimizer, scheduler
         self.settings = settings
         self.x, self.y = train_data
@@ -136,8 +143,10 @@ class Trainer:
             for xb, yb in self._epoch_batches():
                 pred = model.forward(xb)
                 batch_loss = loss.forward(pred, yb)
-                loss_sum += batch_loss
                 model.backward(loss.backward(pred, yb))
+                if self.parallel is not None:  # the whole batch's mean gradient and loss
+                    batch_loss = self.parallel.all_reduce(optimizer.params, batch_loss)
+                loss_sum += batch_loss
                 if settings.grad_clip is not None:
                     clip_grad_norm(optimizer.params, settings.grad_clip)
                 optimizer.step()
@@ -198,7 +207,8 @@ class Trainer:
         epoch = minibatches(
             self.x, self.y, self.settings.batch_size, self.settings.shuffle, self.generator
         )
-        return itertools.islice(epoch, self.state.step, None)
+        batches = itertools.islice(epoch, self.state.step, None)
+        return batches if self.parallel is None else itertools.starmap(self.parallel.shard, batches)
 
     def _end_epoch(self, mean_batch_loss: float) -> dict[str, Any]:
         state, settings = self.state, self.settings

@@ -205,7 +205,7 @@ BAD_FILES = {
         BASE + "[[runs]]\nname = 'a'\noptimiser = {}\n",
         "[[runs]]",
         ": [[runs]] 'a': unknown key 'optimiser'; did you mean 'optimizer'?; a run may set "
-        "experiment, data, model, loss, optimizer, scheduler, train, solver, report, tune",
+        "experiment, data, model, loss, optimizer, scheduler, train, solver, report, tune, distributed",
     ),
     "run name not a string": (
         BASE + "[[runs]]\nname = 3\n",
@@ -221,7 +221,7 @@ BAD_FILES = {
         "runs = [{ name = 'a', optimiser = {} }]\n" + BASE,
         None,
         ": [[runs]] 'a': unknown key 'optimiser'; did you mean 'optimizer'?; a run may set "
-        "experiment, data, model, loss, optimizer, scheduler, train, solver, report, tune",
+        "experiment, data, model, loss, optimizer, scheduler, train, solver, report, tune, distributed",
     ),
     "repeated run names": (
         BASE + "[[runs]]\nname = 'a'\n[[runs]]\nname = 'b'\n[[runs]]\nname = 'a'\n"
@@ -283,7 +283,7 @@ def test_a_bad_max_runs_is_left_to_the_schema_not_counted_against(tmp_path, limi
             "optimiser.lr=1",
             "override 'optimiser.lr=1': unknown table 'optimiser'; did you mean 'optimizer'?; "
             "overrides start with one of experiment, data, model, loss, optimizer, scheduler, "
-            "train, solver, report, tune",
+            "train, solver, report, tune, distributed",
         ),
         (
             "optimizer.lr=0.5",
