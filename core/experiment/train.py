@@ -135,9 +135,9 @@ class Trainer:
             loss_sum.add_(state.loss_sum)
             for xb, yb in self._epoch_batches():
                 pred = model.forward(xb)
-                batch_loss = loss.forward(pred, yb)
+                batch_loss, grad = loss.forward_backward(pred, yb)
                 loss_sum += batch_loss
-                model.backward(loss.backward(pred, yb))
+                model.backward(grad)
                 if settings.grad_clip is not None:
                     clip_grad_norm(optimizer.params, settings.grad_clip)
                 optimizer.step()
