@@ -36,6 +36,8 @@ def register_activations(register: Register) -> None:
 
     Called once per registry, when nnrun loads its plugins. Call `register(name, cls)` once per
     activation, with `cls` a subclass of `nnrun.Activation`, built as `cls(**hyperparameters)`.
+    Optional: `backward_from_output(y, grad_y) -> grad_x`, for a derivative that is a function of
+    the output alone; the model then keeps only the output for backward and calls it instead.
     The hook returns None. If it raises, returns a value or registers anything else, the plugin
     fails and is skipped whole.
     """
@@ -48,6 +50,8 @@ def register_losses(register: Register) -> None:
     Called once per registry, when nnrun loads its plugins. Call `register(name, cls)` once per
     loss, with `cls` a subclass of `nnrun.Loss`, built as `cls(**hyperparameters)`; `forward`
     returns a 0-d tensor (the mean over the batch) and `backward` its gradient, 1/N included.
+    Optional: `forward_backward(pred, target) -> (loss, grad)`, what the trainer calls, to share
+    work between the two; the base class's calls `forward` then `backward`.
     The hook returns None. If it raises, returns a value or registers anything else, the plugin
     fails and is skipped whole.
     """

@@ -9,6 +9,12 @@ Sigmoid and tanh, which run millions of times on tiny tensors, write 1 as the 0-
 on a batch of one, `1 - y` with a Python number costs about 2.5 µs more than with a 0-d tensor,
 which doubles the cost of the whole derivative. (`y - y * y` would be as fast but loses precision
 in saturation: 1 − y is exact there, y − y² is not.)
+
+Identity, sigmoid, tanh, relu and softmax also have `backward_from_output(y, grad_y)`, the
+derivative from the output alone in one aten kernel (the one torch's autograd runs), so a model
+keeps only each layer's output for the backward pass. Sigmoid's is bit-identical to its `backward`
+(the same products in the same order); tanh's computes 1 − y² where `backward` computes
+(1 − y)(1 + y), and softmax's sums in another order, so they agree to float rounding.
 """
 
 from __future__ import annotations
@@ -43,6 +49,9 @@ class Identity(Activation):
     def backward(self, x: torch.Tensor, y: torch.Tensor, grad_y: torch.Tensor) -> torch.Tensor:
         return grad_y
 
+    def backward_from_output(self, y: torch.Tensor, grad_y: torch.Tensor) -> torch.Tensor:
+        return grad_y
+
 
 class Sigmoid(Activation):
     """y = σ(x) = 1 / (1 + e⁻ˣ);  dy/dx = y (1 − y)."""
@@ -51,7 +60,10 @@ class Sigmoid(Activation):
         return torch.sigmoid(x)  # stable for large |x|: never forms e⁻ˣ = inf
 
     def backward(self, x: torch.Tensor, y: torch.Tensor, grad_y: torch.Tensor) -> torch.Tensor:
-        return grad_y * y * (_ONE - y)
+        return grad_y * (_ONE - y) * y  # aten's sigmoid_backward computes in this order
+
+    def backward_from_output(self, y: torch.Tensor, grad_y: torch.Tensor) -> torch.Tensor:
+        return torch.ops.aten.sigmoid_backward(grad_y, y)
 
 
 class ReLU(Activation):
@@ -63,6 +75,9 @@ class ReLU(Activation):
     def backward(self, x: torch.Tensor, y: torch.Tensor, grad_y: torch.Tensor) -> torch.Tensor:
         return grad_y * torch.sign(y)  # y ≥ 0, so sign(y) is 1 where x > 0 and 0 elsewhere
 
+    def backward_from_output(self, y: torch.Tensor, grad_y: torch.Tensor) -> torch.Tensor:
+        return torch.ops.aten.threshold_backward(grad_y, y, 0)  # grad_y where y > 0, else 0
+
 
 class Tanh(Activation):
     """y = tanh(x);  dy/dx = 1 − y² = (1 − y)(1 + y), which keeps its precision as |y| → 1."""
@@ -72,6 +87,9 @@ class Tanh(Activation):
 
     def backward(self, x: torch.Tensor, y: torch.Tensor, grad_y: torch.Tensor) -> torch.Tensor:
         return grad_y * (_ONE - y) * (_ONE + y)
+
+    def backward_from_output(self, y: torch.Tensor, grad_y: torch.Tensor) -> torch.Tensor:
+        return torch.ops.aten.tanh_backward(grad_y, y)  # grad_y (1 − y²), as torch's autograd
 
 
 class LeakyReLU(Activation):
@@ -182,6 +200,9 @@ class Softmax(Activation):
 
     def backward(self, x: torch.Tensor, y: torch.Tensor, grad_y: torch.Tensor) -> torch.Tensor:
         return y * (grad_y - (grad_y * y).sum(dim=-1, keepdim=True))
+
+    def backward_from_output(self, y: torch.Tensor, grad_y: torch.Tensor) -> torch.Tensor:
+        return torch.ops.aten._softmax_backward_data(grad_y, y, -1, y.dtype)
 
 
 @nnrun.hookimpl

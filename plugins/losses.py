@@ -3,6 +3,11 @@
 Every loss reduces by the mean, exactly as torch.nn.functional does by default, so n below is
 `pred.numel()` (the batch size N for cross-entropy), and matches its value and autograd gradient,
 including at kinks (|d|'(0) = 0, Huber at |d| = delta) and for logits of ±1000.
+
+Each also has `forward_backward`, what a training step calls: the same value and gradient in one
+pass, computing the difference (or the target's conversion) once. It is bit-identical to the two
+methods, except for cross-entropy, whose gradient there is exp(log_softmax), the probabilities the
+loss itself used, where `backward` computes softmax afresh (the two differ by float rounding).
 """
 
 from __future__ import annotations
@@ -35,6 +40,13 @@ class MSE(Loss):
     def backward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return (pred - target).mul_(2 / pred.numel())
 
+    def forward_backward(
+        self, pred: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_same_shape(pred, target)
+        d = pred - target
+        return (d * d).mean(), d.mul_(2 / pred.numel())
+
 
 class MAE(Loss):
     """L = mean(|d|), d = pred − target (L1);  dL/dpred = sign(d) / n, 0 at d = 0 as torch."""
@@ -45,6 +57,13 @@ class MAE(Loss):
 
     def backward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return torch.sign(pred - target).div_(pred.numel())
+
+    def forward_backward(
+        self, pred: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_same_shape(pred, target)
+        d = pred - target
+        return d.abs().mean(), d.sign_().div_(pred.numel())
 
 
 class Huber(Loss):
@@ -66,6 +85,15 @@ class Huber(Loss):
     def backward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return (pred - target).clamp_(-self.delta, self.delta).div_(pred.numel())
 
+    def forward_backward(
+        self, pred: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_same_shape(pred, target)
+        d = pred - target
+        a = d.abs()
+        loss = torch.where(a < self.delta, 0.5 * d * d, self.delta * (a - 0.5 * self.delta)).mean()
+        return loss, d.clamp_(-self.delta, self.delta).div_(pred.numel())
+
 
 class BCEWithLogits(Loss):
     """Binary cross-entropy of logits x against targets t in [0, 1], in its stable form
@@ -85,6 +113,13 @@ class BCEWithLogits(Loss):
 
     def backward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return (torch.sigmoid(pred) - _binary_target(pred, target)).div_(pred.numel())
+
+    def forward_backward(
+        self, pred: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        target = _binary_target(pred, target)
+        loss = ((1 - target) * pred - torch.nn.functional.logsigmoid(pred)).mean()
+        return loss, (torch.sigmoid(pred) - target).div_(pred.numel())
 
 
 def _binary_target(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -124,6 +159,20 @@ class CrossEntropy(Loss):
             return (p * target.sum(dim=-1, keepdim=True) - target).div_(n)
         index = target.unsqueeze(-1)
         return p.scatter_add_(-1, index, torch.full_like(index, -1, dtype=p.dtype)).div_(n)
+
+    def forward_backward(
+        self, pred: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_logits(pred, target)
+        log_p = torch.log_softmax(pred, dim=-1)
+        n = pred.numel() // pred.shape[-1]
+        if target.is_floating_point():
+            loss = -(target * log_p).sum(dim=-1).mean()
+            return loss, (log_p.exp() * target.sum(dim=-1, keepdim=True) - target).div_(n)
+        index = target.unsqueeze(-1)
+        loss = -log_p.gather(-1, index).mean()
+        minus_one = torch.full_like(index, -1, dtype=log_p.dtype)
+        return loss, log_p.exp_().scatter_add_(-1, index, minus_one).div_(n)
 
 
 def _check_logits(pred: torch.Tensor, target: torch.Tensor) -> None:

@@ -142,8 +142,8 @@ class Trainer:
             loss_sum.add_(state.loss_sum)
             for xb, yb in self._epoch_batches():
                 pred = model.forward(xb)
-                batch_loss = loss.forward(pred, yb)
-                model.backward(loss.backward(pred, yb))
+                batch_loss, grad = loss.forward_backward(pred, yb)
+                model.backward(grad)
                 if self.parallel is not None:  # the whole batch's mean gradient and loss
                     batch_loss = self.parallel.all_reduce(optimizer.params, batch_loss)
                 loss_sum += batch_loss

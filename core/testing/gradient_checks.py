@@ -5,6 +5,8 @@ against the derivative of its OWN `forward`: autograd in float64, or central fin
 in float64 when `forward` cannot be differentiated by autograd. They run in float32 and float64, on
 odd shapes, with extreme inputs (±100, zeros, exact kinks), and also check that outputs are finite,
 that shape, dtype and device are preserved, and that neither method changes its inputs in place.
+The optional fast methods (an activation's `backward_from_output`, a loss's own `forward_backward`)
+go through the same checks and must agree with the generic methods to the dtype's tolerance.
 
 At a kink (where the one-sided derivatives differ, e.g. relu at 0) any value between the two
 one-sided derivatives is accepted, since every such value is a valid subgradient.
@@ -43,6 +45,7 @@ FD_TOLERANCE = (1e-5, 1e-6)
 _FD_STEP = 6e-6  # ≈ eps^(1/3) for float64, scaled by max(1, |x|)
 
 _RATIO = "worst |Δ| / (atol + rtol·|reference|), torch.testing's tolerances per dtype"
+FAST = "fast_methods_match_generic"
 #: The named checks of `check_activation` and `check_loss`: name -> (what the figure is, tolerance).
 CHECKS: dict[str, tuple[str, float | None]] = {
     "runs_on_every_input": ("", None),
@@ -51,6 +54,7 @@ CHECKS: dict[str, tuple[str, float | None]] = {
     "finite_outputs": ("non-finite values", 0.0),
     "float32_matches_float64": (_RATIO, 1.0),
     "backward_matches_reference": (_RATIO + "; autograd or finite differences of forward", 1.0),
+    "fast_methods_match_generic": (_RATIO + "; backward_from_output, forward_backward", 1.0),
 }
 
 
@@ -125,6 +129,13 @@ def activation_results(
                     case.check_tensor("backward", grad_x, like=x)
                     case.check_finite("backward", grad_x)
                     case.check_gradient(grad_x, reference)
+                    fast = getattr(activation, "backward_from_output", None)
+                    if fast is not None:
+                        method = "backward_from_output"
+                        grad_fast = _call(case, method, fast, y=y, grad_y=grad_y)
+                        case.check_tensor(method, grad_fast, like=x)
+                        case.check_finite(method, grad_fast)
+                        case.check_close(method, "backward", grad_fast, grad_x, x, FAST)
     return recorder.results()
 
 
@@ -207,6 +218,18 @@ def loss_results(
                     case.check_tensor("backward", grad, like=pred)
                     case.check_finite("backward", grad)
                     case.check_gradient(grad, reference)
+                    if type(loss).forward_backward is not Loss.forward_backward:
+                        method = "forward_backward"
+                        both = _call(case, method, loss.forward_backward, pred=pred, target=target)
+                        if not (isinstance(both, tuple) and len(both) == 2):
+                            case.fail(
+                                "keeps_shape_dtype_device",
+                                f"{method} returned {type(both).__name__}, not (loss, gradient)",
+                            )
+                        case.check_tensor(method, both[0], like=value)
+                        case.check_tensor(method, both[1], like=pred)
+                        case.check_close(method, "forward", both[0], value, None, FAST)
+                        case.check_close(method, "backward", both[1], grad, pred, FAST)
     return recorder.results()
 
 
@@ -411,6 +434,7 @@ class _Case:
         actual: torch.Tensor,
         expected: torch.Tensor,
         x: torch.Tensor | None,
+        check: str = "float32_matches_float64",
     ) -> None:
         """Fail where |actual − expected| > atol + rtol·|expected|, naming the worst element."""
         rtol, atol = TOLERANCES[self.dtype]
@@ -422,14 +446,14 @@ class _Case:
             index = _worst(bad, error)
             at = "" if x is None else f", where the input is {x[index].item():.17g}"
             self.fail(
-                "float32_matches_float64",
+                check,
                 f"{method} disagrees with {reference_name}: max abs error "
                 f"{error[index].item():.3g} at index {index}{at} ({method} gave "
                 f"{actual[index].item():.17g}, expected {expected[index].item():.17g}); "
                 f"tolerance atol={atol:g}, rtol={rtol:g}",
                 figure=ratio,
             )
-        self.recorder.note("float32_matches_float64", ratio)
+        self.recorder.note(check, ratio)
 
     def check_gradient(self, grad: torch.Tensor, reference: _Reference) -> None:
         """Compare with the reference; at a kink accept anything between the one-sided slopes."""

@@ -21,15 +21,15 @@ import torch
 
 from nnrun.optimizer import Optimizer
 from nnrun.parameter import Parameter
+from nnrun.threads import LARGE, on_one_thread
 
 Tensor = torch.Tensor
 State = dict[str, Any]
 
-#: Tensors with at least this many elements are "large". torch's elementwise CPU ops split them
-#: across threads (at::internal::GRAIN_SIZE), and glibc serves their temporaries (128 KiB and
+#: Tensors with at least this many elements are "large" (`nnrun.threads.LARGE`). torch's
+#: elementwise CPU ops split them across threads, and glibc serves their temporaries (128 KiB and
 #: up, in float32) with mmap, so a temporary allocated afresh each step is page-faulted in afresh
 #: each step: for Adadelta on 20 tensors of 512×512 that alone took the step from 9 to 25 ms.
-LARGE = 32768
 
 #: torch's fused kernels also take float16 and bfloat16, but compute them in float32, unlike the
 #: per-tensor path they must agree with; so only these go to them.
@@ -117,10 +117,13 @@ class PerParameter(Optimizer):
     - contiguous float32/float64 parameters with a contiguous gradient of the same dtype: the CPU
       kernels read every tensor in memory order, so a transposed parameter with a contiguous
       gradient would be silently updated with the wrong elements;
-    - on CPU, only `LARGE` ones unless torch runs on one thread: the CPU kernels split even a
-      tensor of a hundred elements across threads, which costs more than the update and stalls
-      when the cores are busy (16 ms per Adam step on three tiny tensors, 2 threads, loaded
-      2-core machine; 23 µs on one thread).
+    - on CPU, the small ones (below `LARGE`) in a call of their own on one thread: the CPU
+      kernels split even a tensor of a hundred elements across threads, which costs more than
+      the update and stalls when the cores are busy (16 ms per Adam step on three tiny tensors,
+      2 threads, loaded 2-core machine; 23 µs on one thread).
+
+    Which parameter goes where is decided once (`_Plan`) and again only when the parameters'
+    tensors, or which have a gradient, or their gradients' layout change.
     """
 
     fused_kernel: ClassVar[str | None] = None
@@ -128,30 +131,23 @@ class PerParameter(Optimizer):
     def __init__(self, params: Iterable[Parameter], **hyperparameters: Any):
         super().__init__(params, **hyperparameters)
         self._scratch: dict[tuple[int, torch.dtype], Tensor] = {}
+        self._plan: _Plan | None = None
 
     def step(self) -> None:
-        hyperparameters = self.hyperparameters
-        states = self.state
-        kernel = self.fused_kernel
-        one_thread = kernel is not None and torch.get_num_threads() == 1
-        groups: dict[tuple, tuple[list[Parameter], list[Tensor]]] = {}
-        for param in self.params:
-            grad = param.grad
-            if grad is None:
-                continue
-            data = param.data
-            group = _fused_group(kernel, data, grad, one_thread) if kernel else None
-            if group:
-                params, grads = groups.setdefault(group, ([], []))
-                params.append(param)
-                grads.append(grad)
-                continue
-            state = states.get(param)
-            if state is None:
-                state = states[param] = {}
-            self.update(data, grad, state, hyperparameters)
-        for params, grads in groups.values():
-            self.fused_update(params, grads, hyperparameters)
+        params, hyperparameters = self.params, self.hyperparameters
+        grads: list[Any] = [param.grad for param in params]  # None only where the plan skips
+        plan = self._plan
+        if plan is None or not plan.fits(params, grads):
+            plan = self._plan = _Plan(self.fused_kernel, params, grads)
+        for index in plan.singles:
+            param = params[index]
+            self.update(param.data, grads[index], self.state_of(param), hyperparameters)
+        for small, indices in plan.groups:
+            group, group_grads = [params[i] for i in indices], [grads[i] for i in indices]
+            if small:
+                on_one_thread(self.fused_update, group, group_grads, hyperparameters)
+            else:
+                self.fused_update(group, group_grads, hyperparameters)
 
     def update(self, data: Tensor, grad: Tensor, state: State, hyperparameters: dict) -> None:
         """Update one parameter in place from its gradient and its state."""
@@ -206,10 +202,51 @@ class PerParameter(Optimizer):
         return flat[:n].view(like.shape)
 
 
-def _fused_group(kernel: str, data: Tensor, grad: Tensor, one_thread: bool) -> tuple | None:
-    """(device, dtype) when `kernel` can update this parameter, None when `update` must."""
+class _Plan:
+    """Which parameters go to the fused kernel, in which groups, and which to `update`: decided
+    when the parameters' tensors or their gradients' layout change, not at every step.
+
+    A group is the parameters of one device and dtype, `small` when all are small CPU tensors
+    (run on one thread, see `nnrun.threads`); what `fits` checks at each step is what the plan
+    was made from: the same data tensors, the same gradients present, and the fused parameters'
+    gradients still contiguous, of their parameter's dtype and on its device.
+    """
+
+    def __init__(self, kernel: str | None, params: list[Parameter], grads: list[Tensor | None]):
+        self.datas = [param.data for param in params]
+        self.present = [grad is not None for grad in grads]
+        self.singles: list[int] = []
+        self.fused: list[tuple[int, torch.dtype, int]] = []  # index, dtype, get_device()
+        groups: dict[tuple, list[int]] = {}
+        for index, (data, grad) in enumerate(zip(self.datas, grads)):
+            if grad is None:
+                continue
+            group = _fused_group(kernel, data, grad) if kernel else None
+            if group is None:
+                self.singles.append(index)
+                continue
+            groups.setdefault(group, []).append(index)
+            self.fused.append((index, data.dtype, data.get_device()))
+        self.groups = [(group[2], indices) for group, indices in groups.items()]
+
+    def fits(self, params: list[Parameter], grads: list[Tensor | None]) -> bool:
+        for param, data in zip(params, self.datas):
+            if param.data is not data:
+                return False
+        if [grad is not None for grad in grads] != self.present:
+            return False
+        for index, dtype, device in self.fused:
+            grad = grads[index]
+            assert grad is not None
+            if not grad.is_contiguous() or grad.dtype is not dtype or grad.get_device() != device:
+                return False
+        return True
+
+
+def _fused_group(kernel: str, data: Tensor, grad: Tensor) -> tuple | None:
+    """(device, dtype, small) when `kernel` can update this parameter, None when `update` must."""
     if data.is_cpu:
-        if not (one_thread or data.numel() >= LARGE) or not grad.is_cpu:
+        if not grad.is_cpu:
             return None
         device: str | torch.device = "cpu"
         device_type = "cpu"
@@ -226,7 +263,7 @@ def _fused_group(kernel: str, data: Tensor, grad: Tensor, one_thread: bool) -> t
         and grad.is_contiguous()
         and has_fused_kernel(kernel, device_type)
     ):
-        return (device, dtype)
+        return (device, dtype, data.is_cpu and data.numel() < LARGE)
     return None
 
 

@@ -145,6 +145,15 @@ def one_thread():
 
 
 @pytest.fixture
+def two_threads(monkeypatch):
+    """torch seen on two threads; `torch.set_num_threads` is recorded in `[0]`, not applied."""
+    current = [2]
+    monkeypatch.setattr(torch, "get_num_threads", lambda: current[0])
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: current.__setitem__(0, n))
+    return current
+
+
+@pytest.fixture
 def path(request, monkeypatch):
     """Force one of the two paths on CPU: torch's fused kernel, or the per-tensor updates."""
     if request.param == "fused":
@@ -234,17 +243,18 @@ def test_non_contiguous_parameters_and_gradients_match_torch(name, one_thread):
 
 
 @pytest.mark.parametrize("name", sorted(FUSED))
-def test_large_contiguous_float_parameters_take_the_fused_kernel(name, monkeypatch):
+def test_contiguous_float_parameters_take_the_fused_kernel_small_ones_on_one_thread(
+    name, monkeypatch, two_threads
+):
     kernel = BUILTINS[name].fused_kernel
     calls = []
     original = getattr(torch, kernel)
 
     def spy(params, *args, **kwargs):
-        calls.append([tuple(p.shape) for p in params])
+        calls.append(([tuple(p.shape) for p in params], two_threads[0]))
         return original(params, *args, **kwargs)
 
     monkeypatch.setattr(torch, kernel, spy)
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     large, small = (256, 128), (3, 4)  # 32768 elements: torch's grain size
     params = [Parameter(torch.randn(large)), Parameter(torch.randn(small))]
     params += [
@@ -255,20 +265,22 @@ def test_large_contiguous_float_parameters_take_the_fused_kernel(name, monkeypat
         p.grad = torch.randn_like(p.data)
     options = {"momentum": 0.9} if name == "sgd" else {}
     BUILTINS[name](params, **options).step()
-    # One call per dtype, with only the large contiguous parameters.
-    assert sorted(calls) == [[large], [large]]
+    # One call per dtype for the large contiguous parameters, on every thread; one for the small
+    # one, on one thread; the transposed parameter is updated tensor by tensor.
+    assert sorted(calls) == [([small], 1), ([large], 2), ([large], 2)]
+    assert two_threads[0] == 2
 
 
 @pytest.mark.parametrize("name", sorted(FUSED))
 def test_fused_and_per_tensor_parameters_of_both_dtypes_in_one_optimizer(
-    name, monkeypatch, one_thread
+    name, monkeypatch, two_threads
 ):
-    """One optimizer, some parameters through the kernel (one call per dtype), some not."""
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # only size decides
-    monkeypatch.setattr(_common, "LARGE", 16)  # 24 and 20 elements: fused
+    """One optimizer, some parameters through the kernel (one call per dtype and size), some not."""
+    monkeypatch.setattr(_common, "LARGE", 16)  # 24 elements: large; 5, 1 and 3: small
     shapes = [(2, 3, 4), (4, 5), (5,), (), (3,)]
     dtypes = [torch.float32, torch.float64, torch.float64, torch.float32, torch.float64]
-    compare_with_reference(name, OPTIONS[name][-1], dtypes, shapes=shapes)
+    # (4, 5) transposed: updated tensor by tensor
+    compare_with_reference(name, OPTIONS[name][-1], dtypes, shapes=shapes, transpose=True)
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCES))

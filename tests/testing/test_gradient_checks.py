@@ -256,3 +256,52 @@ def test_results_name_the_failing_check_and_keep_checking_the_others():
     assert all(r.passed for name, r in results.items() if name != "backward_matches_reference")
     assert 0 < results["float32_matches_float64"].figure <= 1.0
     assert all(r.passed for r in activation_results(Softsign))
+
+
+# --- the optional fast methods ---------------------------------------------------------------
+
+
+class SoftsignFromOutput(Softsign):
+    """dy/dx = (1 − |y|)², since 1 + |x| = 1 / (1 − |y|): a correct fast backward."""
+
+    def backward_from_output(self, y, grad_y):
+        return grad_y * (1 - y.abs()) ** 2
+
+
+class SoftsignWrongFromOutput(Softsign):
+    def backward_from_output(self, y, grad_y):
+        return grad_y * (1 - y.abs())  # the square forgotten
+
+
+class LogCoshWrongForwardBackward(LogCosh):
+    def forward_backward(self, pred, target):
+        return self.forward(pred, target), 2 * self.backward(pred, target)
+
+
+def test_a_correct_fast_backward_passes_and_a_wrong_one_is_named():
+    check_activation(SoftsignFromOutput)
+    with pytest.raises(AssertionError, match="backward_from_output disagrees with backward"):
+        check_activation(SoftsignWrongFromOutput)
+
+
+def test_a_wrong_forward_backward_is_named():
+    with pytest.raises(AssertionError, match="forward_backward disagrees with backward"):
+        check_loss(LogCoshWrongForwardBackward)
+
+
+def test_a_loss_without_forward_backward_gets_forward_then_backward():
+    loss, pred, target = LogCosh(), torch.randn(3, 2), torch.randn(3, 2)
+    value, grad = loss.forward_backward(pred, target)
+    assert torch.equal(value, loss.forward(pred, target))
+    assert torch.equal(grad, loss.backward(pred, target))
+
+
+def test_results_name_a_wrong_fast_method_under_its_own_check():
+    from nnrun.testing.gradient_checks import activation_results
+
+    results = {r.check: r for r in activation_results(SoftsignWrongFromOutput)}
+    assert not results["fast_methods_match_generic"].passed
+    assert all(r.passed for name, r in results.items() if name != "fast_methods_match_generic")
+    fine = {r.check: r for r in activation_results(SoftsignFromOutput)}
+    assert fine["fast_methods_match_generic"].passed
+    assert 0 < fine["fast_methods_match_generic"].figure <= 1.0
