@@ -168,8 +168,6 @@ def failures_section(tables: Tables) -> str:
 def loss_chart(tables: Sequence[Tables], several: bool) -> Any:
     """Per group the median loss with its band (the `[report] band`), train and val, log scale;
     a checkbox shows every run's own curve."""
-    import altair as alt
-
     bands: list[dict[str, Any]] = []
     runs: list[dict[str, Any]] = []
     for t in tables:
@@ -216,6 +214,8 @@ def loss_chart(tables: Sequence[Tables], several: bool) -> Any:
                         )
     if not bands:
         return None
+    import altair as alt  # here, not above: a solve's report draws no chart and skips it
+
     show = alt.param(name="show_runs", value=False, bind=alt.binding_checkbox(name="show runs "))
     # the bands set the scale: a diverging run's curve is clipped, not squashing the rest
     bottom = min(b["low"] for b in bands)
@@ -259,8 +259,6 @@ def loss_chart(tables: Sequence[Tables], several: bool) -> Any:
 def lr_chart(tables: Sequence[Tables], several: bool) -> Any:
     """The final figure against lr per optimizer, log x: every run a point, and each group of
     seeds its mean with the 95% CI as a bar. Drawn only when lr varies."""
-    import altair as alt
-
     points, bars = [], []
     for t in tables:
         lrs = {run: h.get("optimizer.lr") for run, h in t.hyperparameters.items()}
@@ -292,6 +290,8 @@ def lr_chart(tables: Sequence[Tables], several: bool) -> Any:
                 )
     if len({p["lr"] for p in points}) < 2:
         return None
+    import altair as alt
+
     x = alt.X("lr:Q", scale=alt.Scale(type="log"), title="learning rate")
     y = alt.Scale(type="log" if all(p["value"] > 0 for p in points) else "linear")
     dots = (
@@ -325,8 +325,6 @@ def lr_chart(tables: Sequence[Tables], several: bool) -> Any:
 
 def tune_chart(tables: Sequence[Tables]) -> Any:
     """Each `[tune]` study's trials in order: every trial's value and the best so far."""
-    import altair as alt
-
     points = []
     for t in tables:
         studies = t.summary.get("tune") or {}
@@ -356,6 +354,8 @@ def tune_chart(tables: Sequence[Tables]) -> Any:
                 )
     if not points:
         return None
+    import altair as alt
+
     tuned: dict[str, Any] = tables[0].summary.get("tune") or {}
     first: dict[str, Any] = next(iter(tuned.values()), {})
     metric = first.get("metric", "value")
