@@ -51,7 +51,8 @@ def report_html(run_dirs: Sequence[Path]) -> str:
             parts.append(f'<h2>{title}</h2><div class="chart" id="chart{index}"></div>')
     parts.extend(embedded_figures(t) for t in tables)
     parts.extend(failures_section(t) for t in tables)
-    specs = {f"chart{i}": c.to_dict() for i, c in enumerate(charts) if c is not None}
+    # built here from tested templates: altair's schema validation would only cost time
+    specs = {f"chart{i}": c.to_dict(validate=False) for i, c in enumerate(charts) if c is not None}
     name = " vs ".join(str(t.summary.get("experiment", t.path.name)) for t in tables)
     return _page(name, "\n".join(p for p in parts if p), specs)
 
@@ -253,7 +254,11 @@ def loss_chart(tables: Sequence[Tables], several: bool) -> Any:
         if any(b["series"] == series for b in bands)
     ]
     # each dataset once at the top, not copied into every panel and layer
-    return alt.hconcat(*panels).add_params(show).properties(datasets={"bands": bands, "runs": runs})
+    chart = alt.hconcat(*panels).add_params(show)
+    # set, not `.properties(datasets=...)`, which validates every data point against the schema
+    # (seconds for a few thousand epochs); the page's specs are serialised unvalidated below
+    chart.datasets = {"bands": bands, "runs": runs}
+    return chart
 
 
 def lr_chart(tables: Sequence[Tables], several: bool) -> Any:
