@@ -102,6 +102,52 @@ def _ms(seconds: float | None, scale: float = 1e3) -> str:
     return f"{seconds * scale:.3f}" if seconds else "-"
 
 
+#: The README's goals: nnrun's step at most torch's default's time and within 1.2x of fused.
+LIMIT_TORCH, LIMIT_FUSED = 1.0, 1.2
+
+
+def rows(repeats: int, device: str = "cpu", steps: int = 20) -> list[dict]:
+    """The suite's rows (`python -m benchmarks`): every optimizer on 20 parameters of 512x512
+    against torch's default and fused steps, and SGD on the 1-100-1 network at one thread."""
+    dev = torch.device(device)
+    out = []
+    for name in CASES:
+        times = time_in_turn(contenders_for(name, [(512, 512)] * 20, dev), steps, repeats, dev)
+        for label, limit in (("torch", LIMIT_TORCH), ("fused", LIMIT_FUSED)):
+            if label in times:
+                out.append(
+                    {
+                        "case": f"optimizer {name}, 20x512x512 vs {label}",
+                        "nnrun": times["nnrun"] * 1e3,
+                        "reference": times[label] * 1e3,
+                        "unit": "ms/step",
+                        "ratio": times["nnrun"] / times[label],
+                        "limit": limit,
+                        "note": f"torch.optim.{CASES[name][0].__name__}"
+                        + (", fused=True" if label == "fused" else ", its default"),
+                    }
+                )
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sgd = {"lr": 1e-3, "momentum": 0.99}
+        times = time_in_turn(contenders_for("sgd", TINY_SHAPES, dev, sgd), 2000, repeats, dev)
+    finally:
+        torch.set_num_threads(previous)
+    out.append(
+        {
+            "case": "optimizer sgd, 1-100-1 net vs torch",
+            "nnrun": times["nnrun"] * 1e6,
+            "reference": times["torch"] * 1e6,
+            "unit": "µs/step",
+            "ratio": times["nnrun"] / times["torch"],
+            "limit": LIMIT_TORCH,
+            "note": "momentum 0.99, 1 thread",
+        }
+    )
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps and repeats")

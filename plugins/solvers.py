@@ -460,6 +460,8 @@ _SPLIT = 134217729.0  # 2²⁷ + 1: Dekker's splitting constant for float64
 #: Coefficient exponents (after scaling the largest to [1, 2)) below which a lane goes to the
 #: one-equation solve: the error-free products below need no underflow.
 _TINY = 2.0**-400
+#: Equations per block of the vectorised solve: its work arrays then fit in a core's cache.
+_BLOCK = 16384
 _GAMMA4_SQ = (4 * _EPS / (1 - 4 * _EPS)) ** 2
 
 
@@ -504,31 +506,47 @@ def _descend_batch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The default descent of `QuadraticDescent._descend` on every lane: y ← y − g'/g'' on
     g = h², while |h| decreases (h rounded, not exact: the certification below makes up for it).
-    Returns the ends and the iterations; lanes that stopped are dropped from the work arrays."""
+    Returns the ends and the iterations. A lane that stops is frozen in place, and the work
+    arrays are compacted to the lanes still moving only once those are fewer than half of them
+    (compacting at every iteration, where some lane almost always stops, cost more than the
+    arithmetic it saved)."""
     n = y.numel()
     end = y.clone()
     iterations = torch.zeros(n, dtype=torch.int64)
     index = torch.arange(n)
+    moves = torch.zeros(n, dtype=torch.int64)
     A2 = 2 * A
     h = (A * y + B) * y + C
-    for t in range(1, max_iter + 1):
-        dh = A2 * y + B
-        curvature = dh * dh + A2 * h  # g''/2; g'/2 = h·h'
-        y_next = y - h * dh / curvature.where(curvature > 0, dh * dh + A2.abs() * h.abs())
-        h_next = (A * y_next + B) * y_next + C
-        moving = (h_next.abs() < h.abs()) & (y_next != y) & (h != 0)
-        if bool(moving.all()):
-            y, h = y_next, h_next
+    h_abs = h.abs()
+    live = torch.ones(n, dtype=torch.bool)
+    for _ in range(max_iter):
+        # From a start outside the roots h has a's sign all along, so g''/2 = h'² + 2A·h > 0
+        # and the step needs no guard; where rounding breaks that, |h| does not fall, the lane
+        # stops, and the certification sends it to the one-equation solve. |h| falling also
+        # covers the scalar loop's other stops (y not moving, h = 0).
+        dh = torch.addcmul(B, A2, y)
+        step = h * dh
+        step /= torch.addcmul(dh.mul_(dh), A2, h)
+        y_next = y - step
+        h_next = torch.addcmul(B, A, y_next).mul_(y_next).add_(C)
+        h_next_abs = h_next.abs()
+        live &= h_next_abs < h_abs
+        moves += live
+        left = int(live.sum())
+        if left == live.numel():
+            y, h, h_abs = y_next, h_next, h_next_abs
             continue
-        stopped = ~moving
-        end[index[stopped]] = y[stopped]
-        iterations[index[stopped]] = t - 1
-        keep = moving.nonzero().squeeze(1)
-        if keep.numel() == 0:
-            return end, iterations
-        index, y, h = index[keep], y_next[keep], h_next[keep]
-        A, B, C, A2 = A[keep], B[keep], C[keep], A2[keep]
-    end[index], iterations[index] = y, max_iter
+        y, h = y_next.where(live, y), h_next.where(live, h)
+        h_abs = h_next_abs.where(live, h_abs)
+        if 2 * left < live.numel():  # write out the lanes that stopped, keep the others
+            done = (~live).nonzero().squeeze(1)
+            end[index[done]], iterations[index[done]] = y[done], moves[done]
+            if left == 0:
+                return end, iterations
+            keep = live.nonzero().squeeze(1)
+            index, A, B, C, A2 = index[keep], A[keep], B[keep], C[keep], A2[keep]
+            y, h, h_abs, moves, live = y[keep], h[keep], h_abs[keep], moves[keep], live[keep]
+    end[index], iterations[index] = y, moves
     return end, iterations
 
 
@@ -555,16 +573,70 @@ def _round_correctly(
         sure = (at_low.abs() > slack) & (at_high.abs() > slack)
         changes = sure & ((at_low > 0) != (at_high > 0))
         done[active[changes]] = True
-        # no sign change, both sure: move one ulp toward the smaller |h| (h is monotone here)
+        # no sign change, both sure: move one ulp toward the smaller |h| (h is monotone here),
+        # or take Newton's step on the compensated h where the root is further than an ulp (the
+        # plain-float descent stalls up to |h|'s rounding error / |h'| away, many ulps when the
+        # two roots are close) — `_refine`'s exact Newton steps, to the same float
         move = sure & ~changes
         step_down = move & (at_low.abs() < at_high.abs())
         step_up = move & ~step_down
-        Ya = torch.where(step_down, low * 2 + Ya, torch.where(step_up, high * 2 + Ya, Ya))
+        newton = Ya - h / dh
+        far = move & ((newton - Ya).abs() > 4 * high.abs()) & newton.isfinite()
+        Ya = torch.where(
+            far,
+            newton,
+            torch.where(step_down, low * 2 + Ya, torch.where(step_up, high * 2 + Ya, Ya)),
+        )
         y[active] = Ya
         active = active[move]
         if active.numel() == 0:
             break
     return y, done
+
+
+def _tiny(v: torch.Tensor) -> torch.Tensor:
+    """Nonzero and below `_TINY`: such a coefficient sends its lane to the one-equation solve."""
+    return (v != 0) & (v.abs() < _TINY)
+
+
+def _solve_block(
+    A0: torch.Tensor,
+    B0: torch.Tensor,
+    C0: torch.Tensor,
+    D0: torch.Tensor,
+    max_iter: int,
+    roots: torch.Tensor,
+    count: torch.Tensor,
+    iterations: torch.Tensor,
+    lanes: torch.Tensor,
+) -> torch.Tensor:
+    """The vectorised solve of equations with two clearly distinct roots (`solve_quadratics`),
+    written into `roots`, `count` and `iterations` at `lanes`; returns which lanes it solved."""
+    q = -(B0 + torch.where(B0 >= 0, 1.0, -1.0) * D0.sqrt()) / 2
+    r = torch.stack([q / A0, C0 / q])  # (2, m): each lane's two roots, the other one below
+    other = r.flip(0)
+    start = r + 2 * r.abs() * torch.where(r > other, 1.0, -1.0)
+    _, k = torch.frexp(r)
+    k = k - 1  # the power of two nearest below |r|
+    terms = [
+        torch.ldexp(A0.expand_as(k), 2 * k),
+        torch.ldexp(B0.expand_as(k), k),
+        C0.expand_as(k),
+    ]
+    _, j = torch.frexp(torch.maximum(torch.maximum(terms[0].abs(), terms[1].abs()), terms[2].abs()))
+    A, B, C = (torch.ldexp(t, 1 - j).reshape(-1) for t in terms)
+    y0 = torch.ldexp(start, -k).reshape(-1)
+    fine = ~(_tiny(A) | _tiny(B) | _tiny(C)).reshape(2, -1).any(0)
+    ends, its = _descend_batch(A, B, C, y0, max_iter)
+    ends, certain = _round_correctly(A, B, C, ends)
+    x = torch.ldexp(ends.reshape(2, -1), k)
+    ok = fine & certain.reshape(2, -1).all(0) & x.isfinite().all(0) & (x[0] != x[1])
+    x = x.sort(0).values
+    take = lanes[ok]
+    roots[take] = x[:, ok].T
+    count[take] = 2
+    iterations[take] = its.reshape(2, -1).sum(0)[ok]
+    return ok
 
 
 def solve_quadratics(
@@ -607,8 +679,7 @@ def solve_quadratics(
     _, e = torch.frexp(torch.maximum(torch.maximum(a.abs(), b.abs()), c.abs()))
     e = e - 1
     an, bn, cn = (torch.ldexp(v, -e) for v in (a, b, c))
-    tiny = lambda v: (v != 0) & (v.abs() < _TINY)  # noqa: E731
-    plain = (an != 0) & (cn != 0) & ~tiny(an) & ~tiny(bn) & ~tiny(cn)
+    plain = (an != 0) & (cn != 0) & ~_tiny(an) & ~_tiny(bn) & ~_tiny(cn)
     # D = b² − 4ac as a double-double, against w = 2ε(b² + 4|ac|) as in `solve`
     p1, e1 = _two_prod(bn, bn)
     p2, e2 = _two_prod(an, cn)
@@ -619,36 +690,10 @@ def solve_quadratics(
     two = plain & (disc > width * (1 + 1e-6))
     scalar |= ~(none | two)
 
-    lanes = two.nonzero().squeeze(1)
-    if lanes.numel():
-        A0, B0, C0, D0 = an[lanes], bn[lanes], cn[lanes], disc[lanes]
-        q = -(B0 + torch.where(B0 >= 0, 1.0, -1.0) * D0.sqrt()) / 2
-        r = torch.stack([q / A0, C0 / q])  # (2, m): each lane's two roots, the other one below
-        other = r.flip(0)
-        start = r + 2 * r.abs() * torch.where(r > other, 1.0, -1.0)
-        _, k = torch.frexp(r)
-        k = k - 1  # the power of two nearest below |r|
-        terms = [
-            torch.ldexp(A0.expand_as(k), 2 * k),
-            torch.ldexp(B0.expand_as(k), k),
-            C0.expand_as(k),
-        ]
-        _, j = torch.frexp(
-            torch.maximum(torch.maximum(terms[0].abs(), terms[1].abs()), terms[2].abs())
+    for lanes in two.nonzero().squeeze(1).split(_BLOCK):  # blocks that stay in the cache
+        scalar[lanes] = ~_solve_block(
+            an[lanes], bn[lanes], cn[lanes], disc[lanes], max_iter, roots, count, iterations, lanes
         )
-        A, B, C = (torch.ldexp(t, 1 - j).reshape(-1) for t in terms)
-        y0 = torch.ldexp(start, -k).reshape(-1)
-        fine = ~(tiny(A) | tiny(B) | tiny(C)).reshape(2, -1).any(0)
-        ends, its = _descend_batch(A, B, C, y0, max_iter)
-        ends, certain = _round_correctly(A, B, C, ends)
-        x = torch.ldexp(ends.reshape(2, -1), k)
-        ok = fine & certain.reshape(2, -1).all(0) & x.isfinite().all(0) & (x[0] != x[1])
-        x = x.sort(0).values
-        take = lanes[ok]
-        roots[take] = x[:, ok].T
-        count[take] = 2
-        iterations[take] = its.reshape(2, -1).sum(0)[ok]
-        scalar[lanes[~ok]] = True
 
     for i in scalar.nonzero().squeeze(1).tolist():
         result = QuadraticDescent(float(a[i]), float(b[i]), float(c[i]), max_iter=max_iter).solve()

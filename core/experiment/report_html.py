@@ -51,7 +51,8 @@ def report_html(run_dirs: Sequence[Path]) -> str:
             parts.append(f'<h2>{title}</h2><div class="chart" id="chart{index}"></div>')
     parts.extend(embedded_figures(t) for t in tables)
     parts.extend(failures_section(t) for t in tables)
-    specs = {f"chart{i}": c.to_dict() for i, c in enumerate(charts) if c is not None}
+    # built here from tested templates: altair's schema validation would only cost time
+    specs = {f"chart{i}": c.to_dict(validate=False) for i, c in enumerate(charts) if c is not None}
     name = " vs ".join(str(t.summary.get("experiment", t.path.name)) for t in tables)
     return _page(name, "\n".join(p for p in parts if p), specs)
 
@@ -168,8 +169,6 @@ def failures_section(tables: Tables) -> str:
 def loss_chart(tables: Sequence[Tables], several: bool) -> Any:
     """Per group the median loss with its band (the `[report] band`), train and val, log scale;
     a checkbox shows every run's own curve."""
-    import altair as alt
-
     bands: list[dict[str, Any]] = []
     runs: list[dict[str, Any]] = []
     for t in tables:
@@ -216,6 +215,8 @@ def loss_chart(tables: Sequence[Tables], several: bool) -> Any:
                         )
     if not bands:
         return None
+    import altair as alt  # here, not above: a solve's report draws no chart and skips it
+
     show = alt.param(name="show_runs", value=False, bind=alt.binding_checkbox(name="show runs "))
     # the bands set the scale: a diverging run's curve is clipped, not squashing the rest
     bottom = min(b["low"] for b in bands)
@@ -253,14 +254,16 @@ def loss_chart(tables: Sequence[Tables], several: bool) -> Any:
         if any(b["series"] == series for b in bands)
     ]
     # each dataset once at the top, not copied into every panel and layer
-    return alt.hconcat(*panels).add_params(show).properties(datasets={"bands": bands, "runs": runs})
+    chart = alt.hconcat(*panels).add_params(show)
+    # set, not `.properties(datasets=...)`, which validates every data point against the schema
+    # (seconds for a few thousand epochs); the page's specs are serialised unvalidated below
+    chart.datasets = {"bands": bands, "runs": runs}
+    return chart
 
 
 def lr_chart(tables: Sequence[Tables], several: bool) -> Any:
     """The final figure against lr per optimizer, log x: every run a point, and each group of
     seeds its mean with the 95% CI as a bar. Drawn only when lr varies."""
-    import altair as alt
-
     points, bars = [], []
     for t in tables:
         lrs = {run: h.get("optimizer.lr") for run, h in t.hyperparameters.items()}
@@ -292,6 +295,8 @@ def lr_chart(tables: Sequence[Tables], several: bool) -> Any:
                 )
     if len({p["lr"] for p in points}) < 2:
         return None
+    import altair as alt
+
     x = alt.X("lr:Q", scale=alt.Scale(type="log"), title="learning rate")
     y = alt.Scale(type="log" if all(p["value"] > 0 for p in points) else "linear")
     dots = (
@@ -325,8 +330,6 @@ def lr_chart(tables: Sequence[Tables], several: bool) -> Any:
 
 def tune_chart(tables: Sequence[Tables]) -> Any:
     """Each `[tune]` study's trials in order: every trial's value and the best so far."""
-    import altair as alt
-
     points = []
     for t in tables:
         studies = t.summary.get("tune") or {}
@@ -356,6 +359,8 @@ def tune_chart(tables: Sequence[Tables]) -> Any:
                 )
     if not points:
         return None
+    import altair as alt
+
     tuned: dict[str, Any] = tables[0].summary.get("tune") or {}
     first: dict[str, Any] = next(iter(tuned.values()), {})
     metric = first.get("metric", "value")

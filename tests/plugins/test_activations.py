@@ -193,6 +193,7 @@ def test_conformance_kit_passes(activations, name, params, reference):
     check_activation(activations[name], extremes=(-1000.0, -100.0, 100.0, 1000.0), **params)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize(("name", "params", "reference"), CASES, ids=IDS)
 def test_conformance_kit_passes_on_cuda(activations, name, params, reference):

@@ -133,6 +133,7 @@ def test_fills_tensors_that_require_grad_in_place(initializers, name):
     assert linear.weight.data_ptr() == weight_storage and linear.weight.requires_grad
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize(
     "name", ["torch_default", "xavier_uniform", "kaiming_normal", "zeros", "uniform"]

@@ -230,6 +230,7 @@ def test_conformance_kit_passes(losses, name, params, kind):
     check_loss(losses[name], kind, extremes=(-1000.0, -100.0, 100.0, 1000.0), **dict(params))
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @KIT
 def test_conformance_kit_passes_on_cuda(losses, name, params, kind):

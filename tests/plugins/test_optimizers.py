@@ -391,6 +391,7 @@ def test_passes_the_conformance_kit(name, options):
     check_optimizer(BUILTINS[name], REFERENCES[name], **options)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("name", sorted(REFERENCES))

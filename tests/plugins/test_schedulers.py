@@ -370,7 +370,13 @@ def test_reduce_on_plateau_needs_the_metric(registry):
 
 DEVICES = [
     "cpu",
-    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")),
+    pytest.param(
+        "cuda",
+        marks=[
+            pytest.mark.cuda,
+            pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"),
+        ],
+    ),
 ]
 
 

@@ -301,6 +301,7 @@ def test_lr_together_with_an_optimizer_is_a_config_error():
         QuadraticDescent(**EXAMPLE, lr=0.1).solve(lambda params: Adam(params, lr=0.1))
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_optimizer_on_cuda_parameters():
     devices = []

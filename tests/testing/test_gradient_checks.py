@@ -237,6 +237,7 @@ def test_hyperparameters_cannot_be_given_with_an_instance():
         check_activation(ScaledSigmoid(), scale=2.0)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_runs_on_cuda_and_still_catches_a_broken_backward():
     check_activation(Softsign, device="cuda")

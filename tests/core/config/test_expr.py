@@ -86,6 +86,7 @@ def test_output_keeps_shape_and_dtype(text, dtype):
     assert y.shape == x.shape and y.dtype == dtype and y.device == x.device
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("text", ["x**2 + sin(x) - 1", "3"])
 def test_output_stays_on_cuda(text):

@@ -90,6 +90,7 @@ def test_same_seed_gives_the_same_x_in_every_dtype():
     assert torch.equal(x32, x64.float())
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_same_seed_gives_the_same_data_on_cuda():
     on_cpu = function_dataset(square, 300, -1.0, 1.0, 0.2, gen(7))
@@ -182,6 +183,7 @@ def test_split_refuses_x_and_y_of_different_lengths():
         split_dataset(torch.zeros(5, 1), torch.zeros(4, 1), 0.2, gen())
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_split_keeps_cuda_data_on_cuda():
     x, y = (t.cuda() for t in numbered(20))

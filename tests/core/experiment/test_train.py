@@ -459,6 +459,7 @@ def test_checkpoints_every_n_epochs_and_at_the_end_with_last_pointing_to_the_new
     assert summary["runs"][0]["epochs"] == 5
 
 
+@pytest.mark.cuda
 @CUDA
 def test_every_train_feature_runs_on_cuda(tmp_path):
     text = TINY.replace("epochs = 3", "epochs = 4") + (
@@ -504,6 +505,7 @@ def test_threads_must_be_a_positive_integer(tmp_path):
         load(tmp_path, TINY, "experiment.threads=0")
 
 
+@pytest.mark.cuda
 @CUDA
 def test_a_cuda_run_keeps_every_tensor_on_the_device_through_a_checkpoint(tmp_path):
     """Weights, optimizer state and the best weights stay on cuda while training, and come back
