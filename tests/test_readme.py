@@ -10,6 +10,7 @@ import pytest
 
 import nnrun
 from nnrun.cli import main
+from nnrun.config.distributed import DistributedSection
 from nnrun.config.schema import (
     DataSection,
     ExperimentSection,
@@ -49,6 +50,7 @@ def test_every_builtin_component_is_documented():
         ("data.split", SplitSection),
         ("tune", TuneSection),
         ("tune.prune", PruneSection),
+        ("distributed", DistributedSection),
     ],
 )
 def test_every_experiment_file_key_is_documented(table, section):
