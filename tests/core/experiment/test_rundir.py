@@ -3,12 +3,14 @@ summary, checkpoints, plots that are real images, and writes that never leave ha
 
 from __future__ import annotations
 
+import errno
 import importlib.metadata
 import json
 import os
 import platform
 import sys
 import textwrap
+from pathlib import Path
 
 import matplotlib.image
 import pytest
@@ -17,7 +19,8 @@ from click.testing import CliRunner
 
 import nnrun
 from nnrun.cli import main
-from nnrun.experiment.rundir import RunDirectory, write_atomic
+from nnrun.experiment.rundir import RunDirectory, RunDirectoryError, write_atomic
+from nnrun.names import slug
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -325,3 +328,228 @@ def test_the_run_directory_writes_strict_json_and_refuses_a_non_finite_number(tm
     ):
         with pytest.raises(ValueError, match="JSON compliant"):
             write()
+
+
+# ------------------------------------------------------------------------------------------------
+# what nnrun wrote, what --force deletes, studies, models, failures, the lock, taken names
+
+TMP = "0123456789ab"  # the hex tag of write_atomic's temporary names (`.NAME.TAG.tmp`)
+
+
+def nnruns_files(out):
+    """Every kind of file an experiment can leave in `out`, leftovers of a crash included."""
+    for name in ("summary.json", f".summary.json.{TMP}.tmp", "failures.log"):
+        (out / name).write_text("{}")
+    run = out / "checkpoints" / "a"
+    run.mkdir(parents=True)
+    (run / "epoch0001.pt").write_bytes(b"checkpoint")
+    (run / f".epoch0002.pt.{TMP}.tmp").write_bytes(b"half a checkpoint")
+    (run / "last").symlink_to("epoch0001.pt")
+    (run / ".last.4242").symlink_to("epoch0001.pt")  # a crash between making and renaming it
+    (out / "tune").mkdir()
+    (out / "tune" / "a.log").write_text("journal")
+    (out / "tune" / "a.log.lock").write_text("")
+    (out / "tensorboard" / "a").mkdir(parents=True)
+    (out / "tensorboard" / "a" / "events.out.tfevents.1700000000.host").write_bytes(b"events")
+    (out / "models").mkdir()
+    (out / "models" / "a.pt").write_bytes(b"model")
+    (out / "models" / f".a.pt.{TMP}.tmp").write_bytes(b"half a model")
+
+
+def test_force_deletes_everything_nnrun_wrote_in_every_folder_and_keeps_the_lock(tmp_path):
+    out = tmp_path / "out"
+    RunDirectory.create(out).close()
+    nnruns_files(out)
+    assert RunDirectory(out).foreign_entries() == []
+    with RunDirectory.create(out, force=True):
+        assert sorted(os.listdir(out)) == [".nnrun-run", ".nnrun.lock"]
+
+
+def test_force_names_every_file_nnrun_did_not_write_wherever_it_lies(tmp_path):
+    out = tmp_path / "out"
+    RunDirectory.create(out).close()
+    nnruns_files(out)
+    theirs = [
+        "notes.txt",
+        f".notes.txt.{TMP}.tmp",  # a temporary name, but of no file nnrun writes
+        "extra",  # a folder nnrun does not make, whatever it holds
+        "checkpoints/0-stray.txt",  # not a run's folder
+        "checkpoints/a/notes.txt",
+        "checkpoints/a/.last.7",  # nnrun's `.last.PID` is a link, never a file
+        "tune/notes.txt",
+        "tune/b.log",  # a folder, not a study's journal
+        "tensorboard/0-stray.txt",
+        "tensorboard/a/notes.txt",
+        "models/notes.txt",
+        "models/b.pt",  # a folder, not a model file
+    ]
+    for name in theirs:
+        path = out / name
+        if name in ("extra", "tune/b.log", "models/b.pt"):
+            path.mkdir()
+        else:
+            path.write_text("mine")
+    (out / "extra" / "x.pt").write_text("mine")
+    (out / "config.toml").symlink_to(tmp_path / "elsewhere.toml")  # a link, even by nnrun's name
+    foreign = RunDirectory(out).foreign_entries()
+    assert sorted(str(p.relative_to(out)) for p in foreign) == sorted([*theirs, "config.toml"])
+    with pytest.raises(nnrun.ConfigError, match=r"also holds .* and 8 more; move them out first"):
+        RunDirectory.create(out, force=True)
+    assert (out / "summary.json").exists() and (out / "checkpoints" / "a" / "last").is_symlink()
+
+
+def test_a_file_force_cannot_delete_is_a_one_line_error_naming_it(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    RunDirectory.create(out).close()
+    (out / "summary.json").write_text("{}")
+
+    def refused(self, missing_ok=False):
+        raise PermissionError(errno.EACCES, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "unlink", refused)
+    with pytest.raises(RunDirectoryError) as error:
+        RunDirectory.create(out, force=True)
+    assert str(error.value) == (
+        f"--out {out}: cannot delete {out / 'summary.json'}: Permission denied"
+    )
+
+
+def test_a_study_lives_in_tune_under_its_runs_safe_name_and_never_through_a_link(tmp_path):
+    directory = RunDirectory(tmp_path)
+    path = directory.study_file("lr 0.1")
+    assert path.parent == tmp_path / "tune" and path.parent.is_dir()
+    assert path.name == f"{slug('lr 0.1')}.log" and not path.exists()
+    path.write_text("journal")
+    assert directory.study_file("lr 0.1") == path  # an existing journal is resumed
+    (tmp_path / "tune" / "b.log").symlink_to(tmp_path / "elsewhere.log")
+    with pytest.raises(RunDirectoryError, match=r"tune/b\.log: is a symbolic link; nnrun does"):
+        directory.study_file("b")
+    (tmp_path / "tune" / "c.log").mkdir()
+    with pytest.raises(RunDirectoryError) as error:
+        directory.study_file("c")
+    assert str(error.value) == (
+        f"{tmp_path / 'tune' / 'c.log'}: not a plain file; nnrun keeps a tuning study there"
+    )
+
+
+class Payload:
+    """What a crafted model file could carry: an object whose unpickling runs code."""
+
+    def __reduce__(self):
+        return (print, ("unpickled",))
+
+
+def test_a_saved_model_loads_onto_the_cpu_and_anything_else_is_refused(tmp_path, monkeypatch):
+    from nnrun.experiment.execute import MODEL_FORMAT
+
+    directory = RunDirectory(tmp_path)
+    model = {"format": MODEL_FORMAT, "state": {"weight": torch.ones(2)}}
+    monkeypatch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+    assert directory.save_model("lr 0.1", model) == tmp_path / "models" / f"{slug('lr 0.1')}.pt"
+    monkeypatch.undo()  # written on a GPU, read where there is none
+    loaded = directory.load_model("lr 0.1")
+    assert loaded["format"] == MODEL_FORMAT and torch.equal(
+        loaded["state"]["weight"], torch.ones(2)
+    )
+    assert loaded["state"]["weight"].device == torch.device("cpu")
+
+    def refused(run):
+        with pytest.raises(RunDirectoryError) as error:
+            directory.load_model(run)
+        return str(error.value)
+
+    models = tmp_path / "models"
+    assert refused("b") == (
+        f"{tmp_path}: run 'b' has no saved model (models/b.pt); a model is saved when a run "
+        f"finishes with status ok"
+    )
+    (models / "c.pt").write_bytes(b"not a torch file")
+    assert refused("c") == (
+        f"{models / 'c.pt'}: damaged or not written by nnrun: it does not load as a model of "
+        f"tensors and plain data (UnpicklingError)"
+    )
+    torch.save({"format": MODEL_FORMAT, "payload": Payload()}, models / "d.pt")
+    assert refused("d").startswith(f"{models / 'd.pt'}: damaged or not written by nnrun")
+    for run, content in (("e", {"format": "nnrun-model-0"}), ("f", [torch.ones(1)])):
+        torch.save(content, models / f"{run}.pt")
+        assert refused(run) == f"{models / f'{run}.pt'}: not an nnrun model file ({MODEL_FORMAT})"
+    (models / "g.pt").symlink_to(models / "e.pt")
+    assert refused("g").startswith(f"{models / 'g.pt'}: is a symbolic link")
+
+    def unreadable(path, flags):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr("nnrun.experiment.rundir.open_nofollow", unreadable)
+    assert refused("e") == f"{models / 'e.pt'}: cannot read it: Permission denied"
+
+
+def test_failures_log_gets_each_failed_runs_traceback_under_its_name(tmp_path):
+    directory = RunDirectory(tmp_path)
+    directory.log_failure("a", "Traceback: boom")
+    directory.log_failure("b/seed=1", "Traceback: bang")
+    text = (tmp_path / "failures.log").read_text()
+    assert text == "--- a\nTraceback: boom\n--- b/seed=1\nTraceback: bang\n"
+
+
+def test_metrics_rewritten_read_back_as_written(tmp_path):
+    directory = RunDirectory(tmp_path)
+    records = [{"run": "a", "epoch": 1, "train_loss": 0.5}, {"run": "é", "epoch": 1}]
+    directory.rewrite_metrics(records)
+    assert directory.read_metrics() == records
+
+
+def test_a_workers_shared_lock_keeps_a_newcomer_out_until_every_holder_closes(tmp_path):
+    parent = RunDirectory.create(tmp_path)
+    worker = RunDirectory(tmp_path)
+    worker.share_lock()
+    worker.share_lock()  # again: still one hold, released by one close
+    parent.close()  # the parent is gone, its worker still writes
+    with pytest.raises(RunDirectoryError, match="another nnrun process is writing"):
+        RunDirectory(tmp_path).lock()
+    worker.close()
+    newcomer = RunDirectory(tmp_path)
+    newcomer.lock()
+    newcomer.close()
+
+
+def test_a_worker_never_waits_for_a_lock_held_exclusively(tmp_path):
+    fcntl = pytest.importorskip("fcntl")
+    fd = os.open(tmp_path / ".nnrun.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a newcomer in the middle of `lock()`
+        with pytest.raises(RunDirectoryError, match="another nnrun process is writing"):
+            RunDirectory(tmp_path).share_lock()
+    finally:
+        os.close(fd)
+
+
+def test_a_taken_name_gets_the_next_free_number_and_a_parent_that_is_a_file_is_an_error(
+    tmp_path,
+):
+    first = RunDirectory.create_new(tmp_path / "runs" / "exp")
+    second = RunDirectory.create_new(tmp_path / "runs" / "exp")
+    (tmp_path / "runs" / "exp-3").mkdir()  # taken by someone else
+    fourth = RunDirectory.create_new(tmp_path / "runs" / "exp")
+    assert [d.path.name for d in (first, second, fourth)] == ["exp", "exp-2", "exp-4"]
+    assert all((d.path / ".nnrun-run").is_file() for d in (first, second, fourth))
+    (tmp_path / "file").write_text("")
+    with pytest.raises(RunDirectoryError) as error:
+        RunDirectory.create_new(tmp_path / "file" / "exp")
+    assert str(error.value) == f"{tmp_path / 'file' / 'exp'}: cannot write it: File exists"
+
+
+def test_a_folder_inside_that_cannot_be_listed_is_named_in_the_error(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    RunDirectory.create(out).close()
+    nnruns_files(out)
+    listed = Path.iterdir
+
+    def iterdir(self):
+        if self.name == "checkpoints":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return listed(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    with pytest.raises(RunDirectoryError) as error:
+        RunDirectory.create(out, force=True)
+    assert str(error.value) == f"--out {out}: cannot read {out / 'checkpoints'}: Permission denied"
