@@ -69,10 +69,14 @@ def nnrun_command() -> list[str]:
 
 
 def time_commands(
-    commands: dict[str, list[str]], env: dict[str, str], repeats: int
+    commands: dict[str, list[str]], env: dict[str, str], repeats: int, warmup: int = 0
 ) -> dict[str, float]:
-    """Median wall seconds of each command, each run in a fresh process, interleaved per round."""
+    """Median wall seconds of each command, each run in a fresh process, interleaved per round;
+    the first `warmup` rounds are not counted."""
     times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(warmup):
+        for command in commands.values():
+            subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=True)
     for _ in range(repeats):
         for name, command in commands.items():
             started = time.perf_counter()
@@ -115,7 +119,7 @@ def rows(repeats: int, plugins: int = 20) -> list[dict]:
             subprocess.run(
                 [*nnrun, str(ROOTS), "-q", "--out", str(out / str(next(fresh)))],
                 env=env,
-                stdout=subprocess.DEVNULL,
+                capture_output=True,  # its "run directory:" line would clutter the table
                 check=True,
             )
 
@@ -127,7 +131,8 @@ def rows(repeats: int, plugins: int = 20) -> list[dict]:
             "compare": [*nnrun, "compare", str(run_dir), str(run_dir)],
             "check": [*nnrun, "check", str(EXAMPLES / "x_squared.toml")],
         }
-        times = time_commands(commands, env, repeats)
+        times = time_commands(commands, env, repeats, warmup=1)
+        roots()  # warm-up
         roots_times = []
         for _ in range(repeats):
             started = time.perf_counter()

@@ -555,7 +555,7 @@ def _round_correctly(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The float nearest the root near each y, as `QuadraticDescent._refine` finds it: the exact
     h changes sign between the midpoints to y's float neighbours. Signs are taken where the
-    compensated value is certain; a lane still undecided after `walk` one-ulp moves is flagged.
+    compensated value is certain; a lane still undecided after `walk` moves is flagged.
     Near the root h(y ± d) = h(y) ± h'(y)·d + A·d², with h(y) compensated and the small terms in
     plain float (their rounding error is counted in the bound)."""
     done = torch.zeros(y.numel(), dtype=torch.bool)
@@ -649,8 +649,8 @@ def solve_quadratics(
     run the same default descent on tensors: the same plan (discriminant as an exact double-double
     against the same width, starts −r or 3r, the variable y = x/2ᵏ and h = f/2ʲ, both powers of
     two, so nothing is rounded), the same step 1/g'', the same stopping rule; the exact refinement
-    becomes a vectorised sign test at the float neighbours' midpoints, by error-free products
-    and sums with a proven error bound. A negative discriminant is decided the same way. Every
+    becomes Newton steps on the compensated h and a vectorised sign test at the float
+    neighbours' midpoints, by error-free products and sums with a proven error bound. A negative discriminant is decided the same way. Every
     other lane (a = 0, c = 0, near-double roots, extreme magnitudes, and any lane whose signs the
     bound cannot decide) is solved by the one-equation path."""
     a, b, c = (torch.as_tensor(v, dtype=torch.float64).reshape(-1).cpu() for v in (a, b, c))
