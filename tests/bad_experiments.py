@@ -143,7 +143,17 @@ WITH_LINE = {
         r"\[data\]: dataset 'function': Invalid range: \[0\.0, 1\.0, 2\.0\]; range is \[low, high\] "
         r"for every input or one \[low, high\] per input \(1 here\)",
     ),
+    "unknown distributed backend": (
+        BASE + '\n[distributed]\nbackend = "mpi"\n',
+        "backend =",
+        r"\[distributed\] backend = \"mpi\": Input should be 'auto', 'gloo' or 'nccl'",
+    ),
     # out of range
+    "empty all-reduce buckets": (
+        BASE + "\n[distributed]\nbucket_mb = 0\n",
+        "bucket_mb =",
+        r"\[distributed\] bucket_mb = 0: Input should be greater than 0",
+    ),
     "val share of 1": (
         edit(BASE, "n = 40", "n = 40\nsplit = { val = 1.0 }"),
         "split =",

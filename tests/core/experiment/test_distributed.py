@@ -280,7 +280,7 @@ def assert_same_trajectory(got: list[dict], want: list[dict], rtol: float) -> No
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("nproc, dtype, rtol", [(2, "float64", 1e-11), (3, "float32", 1e-4)])
+@pytest.mark.parametrize("nproc, dtype, rtol", [(2, "float64", 1e-13), (3, "float32", 1e-5)])
 def test_ranks_follow_the_single_process_trajectory(tmp_path, nproc, dtype, rtol):
     """The same seed and global batch on N ranks: every epoch's figures equal the single
     process's to float tolerance, not bitwise (the shards' partial gradients are summed in
