@@ -110,12 +110,19 @@ class Case:
 
 
 def median_pair(ours: Callable[[], float], theirs: Callable[[], float], repeats: int):
-    ours(), theirs()  # warm-up
-    a, b = [], []
-    for _ in range(repeats):  # interleaved
-        a.append(ours())
-        b.append(theirs())
-    return statistics.median(a), statistics.median(b)
+    a, b = medians([ours, theirs], repeats)
+    return a, b
+
+
+def medians(timers: list[Callable[[], float]], repeats: int) -> list[float]:
+    """Each timer's median over `repeats` interleaved rounds, after one warm-up round."""
+    for timer in timers:
+        timer()
+    times: list[list[float]] = [[] for _ in timers]
+    for _ in range(repeats):
+        for timer, out in zip(timers, times):
+            out.append(timer())
+    return [statistics.median(out) for out in times]
 
 
 def on_threads(threads: int, function: Callable[..., tuple[float, float]], *args) -> tuple:
@@ -182,14 +189,13 @@ def large_batch_rows(registry, repeats: int) -> list[dict]:
                 g.mm(w)
         return time.perf_counter() - started
 
-    a, b = median_pair(ours, theirs, repeats)
-    step, products = median_pair(ours, bare, repeats)
+    step, reference_step, products = medians([ours, theirs, bare], repeats)
     flops = 2 * batch * sum(n_in * n_out for n_in, n_out in itertools.pairwise(sizes)) * 3
     flops -= 2 * batch * sizes[0] * sizes[1]  # no input gradient for the first layer
     threads = torch.get_num_threads()
     name = f"batch {batch}, 784-2048-2048-10 relu, CE, SGD-m, {threads} threads"
     return [
-        row(name, a, b, 0.95, "the step alone", unit="ms/step"),
+        row(name, step, reference_step, 0.95, "the step alone", unit="ms/step"),
         row(
             f"{name}: step vs its bare addmm/mm",
             step,
