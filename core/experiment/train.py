@@ -300,13 +300,15 @@ def probe_key(probe: float) -> str:
     return repr(float(probe))
 
 
-def clip_grad_norm(params: list, max_norm: float) -> float:
-    """Scale all gradients so their global L2 norm is at most `max_norm` (torch's clip_grad_norm_)."""
+def clip_grad_norm(params: list, max_norm: float) -> torch.Tensor:
+    """Scale all gradients so their global L2 norm is at most `max_norm` (torch's clip_grad_norm_).
+    Returns the norm before clipping as a 0-d tensor on the gradients' device, like torch's: the
+    loop calls it every step, and reading it back would wait for the GPU each time."""
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
-        return 0.0
+        return torch.zeros(())
     total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
     coefficient = torch.clamp(max_norm / (total + 1e-6), max=1.0)
     for grad in grads:
         grad.mul_(coefficient)
-    return total.item()
+    return total
