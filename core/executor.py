@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from nnrun.config.schema import RunConfig
+    from nnrun.experiment.execute import Watch
     from nnrun.experiment.reporting import Reporter
     from nnrun.registry import Registry
 
@@ -58,6 +59,9 @@ class Task:
     epoch_lines: bool = False  # print the per-epoch lines on stderr
     threads: int = 1  # the driver's torch thread count
     plugins: Mapping[str, str] = field(default_factory=dict)  # the driver's plugin switches
+    #: Made where the run executes, a watch shown each epoch's record (a tuning trial's, which
+    #: reports to its study through the study's storage and may be pruned); picklable.
+    watch: Callable[[], Watch] | None = None
 
     @property
     def name(self) -> str:
@@ -75,7 +79,9 @@ class Task:
                 try:
                     return Outcome(
                         self.name,
-                        execute_run_in_worker(self.run, self.out, self.resume, self.epoch_lines),
+                        execute_run_in_worker(
+                            self.run, self.out, self.resume, self.epoch_lines, self.watch
+                        ),
                     )
                 finally:
                     directory.close()
@@ -85,13 +91,19 @@ class Task:
             return Outcome(self.name, error=f"{type(error).__name__}: {error}")
 
 
-def make_tasks(runs: Sequence[RunConfig], out: Path, resume: bool, epoch_lines: bool) -> list[Task]:
+def make_tasks(
+    runs: Sequence[RunConfig],
+    out: Path,
+    resume: bool,
+    epoch_lines: bool,
+    watch: Callable[[], Watch] | None = None,
+) -> list[Task]:
     """The tasks of `runs`, carrying what a worker anywhere needs to compute like this process."""
     import torch
 
     plugins = {name: os.environ[name] for name in PLUGIN_SWITCHES if name in os.environ}
     return [
-        Task(run, out.absolute(), resume, epoch_lines, torch.get_num_threads(), plugins)
+        Task(run, out.absolute(), resume, epoch_lines, torch.get_num_threads(), plugins, watch)
         for run in runs
     ]
 

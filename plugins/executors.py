@@ -49,7 +49,10 @@ class Local(Executor):
         from nnrun.experiment.execute import execute_run
 
         for task in tasks:
-            entry = execute_run(task.run, task.out, context.registry, context.reporter, task.resume)
+            watch = task.watch() if task.watch is not None else None
+            entry = execute_run(
+                task.run, task.out, context.registry, context.reporter, task.resume, watch
+            )
             yield Outcome(task.name, entry)
             if context.should_stop():
                 return

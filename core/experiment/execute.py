@@ -65,7 +65,11 @@ def execute_run(
 
 
 def execute_run_in_worker(
-    run: RunConfig, out: Path, resume: bool, epoch_lines: bool
+    run: RunConfig,
+    out: Path,
+    resume: bool,
+    epoch_lines: bool,
+    watch: Callable[[], Watch] | None = None,
 ) -> dict[str, Any]:
     """Entry point of a worker process (`--jobs`): load the plugins there, then run. With
     `epoch_lines`, the worker prints its per-epoch lines to stderr (never progress bars, which
@@ -79,7 +83,7 @@ def execute_run_in_worker(
     reporter = (
         ConsoleReporter(worker_console(), status_lines=False) if epoch_lines else SilentReporter()
     )
-    return execute_run(run, out, registry, reporter, resume)
+    return execute_run(run, out, registry, reporter, resume, watch() if watch else None)
 
 
 def build_trainer(

@@ -18,7 +18,7 @@ from typing import Any
 from nnrun.config import Experiment, RunConfig
 from nnrun.config.requires import required_versions
 from nnrun.errors import ConfigError, NnrunError
-from nnrun.executor import ExecutionContext, Executor, make_tasks, request_stop
+from nnrun.executor import ExecutionContext, Executor, Task, make_tasks, request_stop
 from nnrun.experiment.reporting import Reporter, SilentReporter
 from nnrun.experiment.rundir import CONFIG, SUMMARY, RunDirectory
 from nnrun.experiment.train import StopFlag
@@ -114,7 +114,7 @@ def _run_locked(
         if not StopFlag.requested:  # [tune] studies: their trials one after another
             from nnrun.experiment.tuning import run_studies
 
-            run_studies(experiment, directory, registry, reporter, resume, summary)
+            run_studies(experiment, directory, registry, executor, reporter, resume, summary)
     try:
         plot_run_directory(directory.path, experiment, registry)
     except Exception as error:  # a plot must never cost the results
@@ -216,13 +216,26 @@ def _execute(
     if not pending:
         return
     tasks = make_tasks(pending, directory.path, resume, reporter.shows_epochs)
+    for entry in run_tasks(executor, tasks, directory, registry, reporter):
+        summary.record(entry)
+
+
+def run_tasks(
+    executor: Executor,
+    tasks: list[Task],
+    directory: RunDirectory,
+    registry: Registry,
+    reporter: Reporter,
+) -> Iterator[dict[str, Any]]:
+    """Each task's summary entry as the executor returns it (the runs of the file, a study's
+    trials and its best on the final seeds alike); bad input found by a task raises here."""
     context = ExecutionContext(directory.path, registry, reporter, lambda: StopFlag.requested)
     outcomes = executor.execute(tasks, context)
     try:
         for outcome in outcomes:
             if outcome.bad_input:  # bad input or an unusable run directory: exit status 2
                 raise ConfigError(outcome.error or "a task found bad input")
-            summary.record(outcome.summary_entry())
+            yield outcome.summary_entry()
     finally:  # a generator's own clean-up (its pool, its cluster connection) runs now
         close = getattr(outcomes, "close", None)
         if close is not None:

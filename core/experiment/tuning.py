@@ -9,7 +9,9 @@ Reproducible and resumable: the sampler is seeded afresh for every trial from `[
 the configuration and the trial's number, so what trial N draws depends only on the trials before it
 (which the study holds), never on how many processes drew them. A trial interrupted by a signal stays
 RUNNING in the study; `nnrun resume` continues it from its checkpoint (bit-identical on CPU) and then
-draws the next one. Trials of one study run one after another (also with `--jobs`).
+draws the next one. Trials of one study run one after another, through the experiment's executor
+(`--jobs` workers, Ray, SLURM): a worker reports the trial's epochs to the study through its
+journal file, and the pruner decides there; the best's final seeds run all at once.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import statistics
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnrun.config import Experiment, RunConfig
@@ -35,6 +39,8 @@ from nnrun.registry import Registry
 if TYPE_CHECKING:
     import optuna
 
+    from nnrun.executor import Executor
+    from nnrun.experiment.execute import Watch
     from nnrun.experiment.runner import Summary
 
 #: Trial statuses the study is told about (an interrupted trial is continued instead).
@@ -45,6 +51,7 @@ def run_studies(
     experiment: Experiment,
     directory: RunDirectory,
     registry: Registry,
+    executor: Executor,
     reporter: Reporter,
     resume: bool,
     summary: Summary,
@@ -52,19 +59,25 @@ def run_studies(
     """Tune every configuration that has a `[tune]` table, one study after another."""
     for config in experiment.runs:
         if config.tune is not None and not StopFlag.requested:
-            tune_configuration(config, directory, registry, reporter, resume, summary)
+            tune_configuration(config, directory, registry, executor, reporter, resume, summary)
 
 
 def tune_configuration(
     config: RunConfig,
     directory: RunDirectory,
     registry: Registry,
+    executor: Executor,
     reporter: Reporter,
     resume: bool,
     summary: Summary,
 ) -> None:
     """Run the configuration's trials until the study holds `trials` of them, then its best on the
-    final seeds; record every run in `summary` and the study's outcome in `summary.tune`."""
+    final seeds; record every run in `summary` and the study's outcome in `summary.tune`.
+
+    Every trial and final run executes through `executor`, where the experiment's other runs do
+    (a Ray or SLURM worker reports a trial's epochs to the study through its journal file in the
+    run directory); the trials one at a time, since each draw depends on the trials before it,
+    the final seeds all at once."""
     from optuna.trial import Trial, TrialState
 
     tune = config.tune
@@ -89,10 +102,11 @@ def tune_configuration(
             run = trial_run(config, f"{config.name}/trial={trial.number}", params, registry)
             entry = summary.entries.get(run.name)
             if not (again and entry is not None and entry["status"] in TOLD):
-                entry = _execute(
-                    run, directory, registry, reporter, again, _watch(trial, tune, run)
-                )
-                entry = {**entry, "trial": trial.number, "params": params}
+                watch = TrialWatch(directory.path, config, trial.number)
+                done = _execute(executor, [run], directory, registry, reporter, again, watch)
+                if not done:
+                    return  # stopped before it started: `nnrun resume` continues this trial
+                entry = {**done[0], "trial": trial.number, "params": params}
                 entry["value"] = run_metric(directory, entry, tune.metric)
                 summary.record(entry)
             if entry["status"] not in TOLD:
@@ -107,18 +121,25 @@ def tune_configuration(
     if best is None or not tune.final_seeds:
         return
     group = f"{config.name}/best"
-    values = []
-    for seed in final_seeds(config):
-        run = trial_run(config, f"{group}/seed={seed}", best["params"], registry, seed, group)
-        entry = summary.entries.get(run.name)
-        if entry is None or entry["status"] not in ("ok", "diverged"):
-            entry = _execute(run, directory, registry, reporter, resume and entry is not None)
+    runs = [
+        trial_run(config, f"{group}/seed={seed}", best["params"], registry, seed, group)
+        for seed in final_seeds(config)
+    ]
+    entries: dict[str, dict[str, Any] | None] = {r.name: summary.entries.get(r.name) for r in runs}
+    unfinished = [
+        run for run in runs if (entries[run.name] or {}).get("status") not in ("ok", "diverged")
+    ]
+    started = [run for run in unfinished if resume and entries[run.name] is not None]
+    fresh = [run for run in unfinished if run not in started]
+    for runs_alike, again in ((started, True), (fresh, False)):
+        for entry in _execute(executor, runs_alike, directory, registry, reporter, again):
             entry = {**entry, "params": best["params"]}
             entry["value"] = run_metric(directory, entry, tune.metric)
             summary.record(entry)
-            if StopFlag.requested:
-                return
-        values.append(entry.get("value"))
+            entries[entry["name"]] = entry
+        if StopFlag.requested:
+            return
+    values = [entry.get("value") for entry in entries.values() if entry is not None]
     outcome["final"] = {"group": group, **group_statistics(values)}
     summary.tune[config.name] = outcome
     summary.write()
@@ -235,37 +256,56 @@ def group_statistics(values: list[float | None]) -> dict[str, Any]:
 
 
 def _execute(
-    run: RunConfig,
+    executor: Executor,
+    runs: list[RunConfig],
     directory: RunDirectory,
     registry: Registry,
     reporter: Reporter,
     again: bool,
-    watch: Any = None,
-) -> dict[str, Any]:
-    """`execute_run`; a run started before continues from its checkpoint, its metrics after that
-    checkpoint dropped first (it records those epochs again)."""
-    from nnrun.experiment.execute import execute_run
-    from nnrun.experiment.runner import forget_unsaved_epochs
+    watch: TrialWatch | None = None,
+) -> list[dict[str, Any]]:
+    """The runs' entries, run through the executor; runs started before (`again`) continue from
+    their checkpoints, their metrics after those checkpoints dropped first (they record those
+    epochs again). A run a stop request kept from starting has no entry."""
+    from nnrun.executor import make_tasks
+    from nnrun.experiment.runner import forget_unsaved_epochs, run_tasks
 
+    if not runs:
+        return []
     if again:
-        forget_unsaved_epochs(directory, [run], reporter.warn)
-    return execute_run(run, directory.path, registry, reporter, again, watch)
+        forget_unsaved_epochs(directory, runs, reporter.warn)
+    tasks = make_tasks(runs, directory.path, again, reporter.shows_epochs, watch)
+    return list(run_tasks(executor, tasks, directory, registry, reporter))
 
 
-def _watch(trial: optuna.Trial, tune: TuneSection, run: RunConfig) -> Any:
-    """Report each epoch's metric to the trial; with pruning, stop a trial the pruner gives up on
-    (never at the last epoch, which finishes the trial anyway)."""
-    assert run.train is not None
-    epochs = run.train.epochs
+@dataclass(frozen=True)
+class TrialWatch:
+    """A trial's per-epoch watch, made where the trial executes (plain data, so it travels to a
+    worker): it reports each epoch's metric to the study through the study's journal file and,
+    with pruning, stops the trial the pruner gives up on (never at the last epoch)."""
 
-    def watch(record: dict[str, Any]) -> bool:
-        value = record.get(tune.metric)
-        if not isinstance(value, (int, float)):
-            return False  # diverged: the trial ends as such
-        trial.report(float(value), record["epoch"])
-        return tune.prune is not None and record["epoch"] < epochs and trial.should_prune()
+    directory: Path
+    config: RunConfig  # the tuned configuration
+    number: int  # the trial's number in its study
 
-    return watch
+    def __call__(self) -> Watch:
+        from optuna.trial import Trial
+
+        tune = self.config.tune
+        assert tune is not None and self.config.train is not None
+        with _quiet_optuna():
+            study = open_study(RunDirectory(self.directory), self.config, tune)
+        frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == self.number)
+        trial, epochs = Trial(study, frozen._trial_id), self.config.train.epochs
+
+        def watch(record: dict[str, Any]) -> bool:
+            value = record.get(tune.metric)
+            if not isinstance(value, (int, float)):
+                return False  # diverged: the trial ends as such
+            trial.report(float(value), record["epoch"])
+            return tune.prune is not None and record["epoch"] < epochs and trial.should_prune()
+
+        return watch
 
 
 def _tell(study: optuna.Study, number: int, entry: dict[str, Any]) -> None:

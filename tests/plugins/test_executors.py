@@ -301,3 +301,57 @@ def test_slurm_where_there_is_none_is_an_error_saying_nothing_ran(tmp_path):
     assert "Nothing has run" in result.output
     runs = json.loads((tmp_path / "o" / "summary.json").read_text())["runs"]
     assert {r["status"] for r in runs} == {"pending"}  # resumable elsewhere
+
+
+#: A study whose grid puts a rate that barely moves the weights after two start-up trials: the
+#: median pruner stops it at the end of its warm-up (tests/core/experiment/test_tuning.py).
+STUDY = """
+[experiment]
+name = "pruned"  # with seed 3, the grid draws 1e-7 fourth
+seed = 3
+
+[data]
+expr = "x**2"
+n = 64
+split = { val = 0.25 }
+
+[model]
+layers = [1, 8, 1]
+activation = "tanh"
+
+[optimizer]
+name = "adam"
+
+[train]
+epochs = 8
+batch_size = 16
+
+[tune]
+method = "grid"
+trials = 4
+final_seeds = 2
+space = { "optimizer.lr" = { choice = [0.03, 0.02, 0.01, 1e-7] } }
+prune = { method = "median", warmup_epochs = 2, startup_trials = 2 }
+"""
+
+
+def test_a_study_on_ray_draws_prunes_and_reruns_its_best_as_a_serial_one(tmp_path, ray_instance):
+    """Each trial runs as a Ray task that reports its epochs to the study through the journal
+    file in the run directory, where the pruner decides; the best's final seeds run at once."""
+    path = write(tmp_path, STUDY)
+    run_experiment(nnrun.load_experiment(path), tmp_path / "serial")
+    run_experiment(nnrun.load_experiment(path, executor="ray"), tmp_path / "ray")
+    (serial_runs, serial_metrics), (ray_runs, ray_metrics) = (
+        comparable(tmp_path / name) for name in ("serial", "ray")
+    )
+    by_name = lambda runs: sorted(runs, key=lambda r: r["name"])  # noqa: E731
+    assert by_name(ray_runs) == by_name(serial_runs) and ray_metrics == serial_metrics
+    statuses = {r["name"]: r["status"] for r in ray_runs}
+    assert list(statuses.values()).count("pruned") == 1  # decided on the worker
+    assert {"pruned/best/seed=4", "pruned/best/seed=5"} <= set(statuses)
+    tune = [
+        json.loads((tmp_path / n / "summary.json").read_text())["tune"] for n in ("serial", "ray")
+    ]
+    counts = {"complete": 3, "pruned": 1, "failed": 0}
+    assert tune[0]["pruned"]["trials"] == tune[1]["pruned"]["trials"] == counts
+    assert tune[0]["pruned"]["best"] == tune[1]["pruned"]["best"]
