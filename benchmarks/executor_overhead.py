@@ -169,6 +169,15 @@ def rows(repeats: int) -> list[dict[str, Any]]:
     return out
 
 
+def break_even(run: float, start: float, overhead: float, slots: int, most: int = 100_000) -> int:
+    """The fewest runs of `run` seconds that `slots` CPUs finish sooner, paying `start` once and
+    `overhead` per run, than one CPU running them one after another (`most` if none does)."""
+    for runs in range(1, most):
+        if start + math.ceil(runs / slots) * (run + max(overhead, 0.0)) < runs * run:
+            return runs
+    return most
+
+
 def reasoning(table: list[dict[str, Any]], runs: int = 600, slots: int = 2) -> list[str]:
     """What `runs` runs cost on M machines of `slots` CPUs each, against one CPU here."""
     by_case = {row["case"]: row for row in table}
@@ -191,6 +200,14 @@ def reasoning(table: list[dict[str, Any]], runs: int = 600, slots: int = 2) -> l
             f"from {runs} runs a cluster of {machines} machine(s) × {slots} CPUs pays: Ray "
             f"{ray_wall:,.0f} s, SLURM jobs {job_wall:,.0f} s (before queueing), against "
             f"{runs * run:,.0f} s one after another here"
+        )
+    for machines in (1, 10):
+        ray_from = break_even(run, start, warm, machines * slots)
+        job_from = break_even(run, 0.0, job, machines * slots)
+        lines.append(
+            f"a cluster of {machines} machine(s) × {slots} CPUs beats one CPU here from "
+            f"{ray_from} runs with Ray (its start counted once) and from {job_from} runs as "
+            f"SLURM jobs (before queueing)"
         )
     lines.append(
         f"a run must take longer than its overhead to gain from another machine: with runs of "

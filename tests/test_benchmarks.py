@@ -129,3 +129,21 @@ def test_solver_reference_handles_no_double_and_linear_roots(monkeypatch):
     assert exact_roots(0.0, 2.0, -1.0) == [0.5]
     assert max_relative_error([[1.0, 2.0 * (1 + 2**-52)]], [[1.0, 2.0]]) == 2**-52
     assert max_relative_error([[1.0]], [[1.0, 2.0]]) == math.inf
+
+
+@pytest.mark.parametrize(
+    "run, start, overhead, slots, expected",
+    [
+        (2.0, 0.0, 0.0, 2, 2),  # two free CPUs halve two runs
+        (2.0, 10.0, 0.0, 2, 12),  # a start of 10 s: 12 runs take 10 + 12 s in waves, 24 s in turn
+        (2.0, 0.0, 2.0, 2, 100_000),  # an overhead as long as the run never pays on 2 CPUs
+        (2.0, 0.0, 2.0, 4, 3),
+    ],
+)
+def test_executor_break_even_is_the_fewest_runs_a_cluster_finishes_sooner(
+    monkeypatch, run, start, overhead, slots, expected
+):
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.executor_overhead import break_even
+
+    assert break_even(run, start, overhead, slots) == expected
