@@ -221,3 +221,43 @@ def test_a_subclass_overriding_forward_or_backward_does_not_inherit_the_fast_met
     model = nnrun.MLP([1, 3, 1], activation=Halved())
     model.backward(torch.ones_like(model.forward(pred)))
     assert calls == ["forward", "backward"]
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_fit_follows_the_trajectory_of_a_plain_loop_over_sliced_batches(shuffle):
+    """`Trainer.fit` (batches made by `Tensor.split`, chunked) takes the very steps of a plain
+    loop over `x[i : i + b]` slices: the same weights and mean batch loss, bit for bit."""
+    from nnrun.experiment.data import SPLIT_CHUNK
+    from nnrun.experiment.train import Trainer, TrainSettings
+
+    batch, n = 2, 2 * SPLIT_CHUNK + 3  # two chunks and a short batch
+    x = torch.linspace(-2, 2, n)[:, None]
+    y = x**2
+
+    def parts():
+        torch.manual_seed(0)
+        model = nnrun.MLP([1, 8, 1], activation=REGISTRY.activations["sigmoid"]())
+        optimizer = REGISTRY.optimizers["sgd"](model.parameters(), lr=0.01, momentum=0.9)
+        return model, REGISTRY.losses["mse"](), optimizer
+
+    model, loss, optimizer = parts()
+    settings = TrainSettings(epochs=1, batch_size=batch, shuffle=shuffle)
+    trainer = Trainer(
+        model, loss, optimizer, None, settings, (x, y), None, torch.Generator().manual_seed(5)
+    )
+    records = []
+    trainer.fit(on_epoch=records.append)
+
+    plain, plain_loss, plain_optimizer = parts()
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(5)) if shuffle else None
+    xs, ys = (x[order], y[order]) if shuffle else (x, y)
+    total = torch.zeros((), dtype=torch.float64)
+    for start in range(0, n, batch):
+        xb, yb = xs[start : start + batch], ys[start : start + batch]
+        value = plain_loss.forward(pred := plain.forward(xb), yb)
+        plain.backward(plain_loss.backward(pred, yb))
+        plain_optimizer.step()
+        total += value
+    for ours, theirs in zip(model.parameters(), plain.parameters(), strict=True):
+        assert torch.equal(ours.data, theirs.data)
+    assert records[0]["mean_batch_loss"] == total.item() / trainer.steps_per_epoch

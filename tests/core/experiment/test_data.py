@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nnrun.experiment import data
-from nnrun.experiment.data import minibatches, split
+from nnrun.experiment.data import SPLIT_CHUNK, minibatches, split
 
 
 def function_dataset(fn, n, low, high, noise, generator, dtype=torch.float32, device="cpu"):
@@ -221,6 +221,18 @@ def test_shuffle_is_reproducible_from_the_generator_and_changes_between_epochs()
     epoch2 = epoch(g1)
     assert not torch.equal(epoch1, epoch2)
     assert not torch.equal(epoch1, x)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_minibatches_continue_across_split_chunks(batch_size):
+    n = SPLIT_CHUNK * batch_size * 2 + 5  # two whole chunks and a short one, last batch short
+    x, y = numbered(n)
+    got = list(minibatches(x, y, batch_size, shuffle=False, generator=None))
+    expected = [(x[s : s + batch_size], y[s : s + batch_size]) for s in range(0, n, batch_size)]
+    assert len(got) == len(expected)
+    for (xb, yb), (xe, ye) in zip(got, expected, strict=True):
+        assert torch.equal(xb, xe) and torch.equal(yb, ye)
+        assert xb.data_ptr() == xe.data_ptr() and yb.data_ptr() == ye.data_ptr()
 
 
 def test_unshuffled_minibatches_are_views_not_copies():
