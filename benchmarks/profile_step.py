@@ -6,6 +6,8 @@ It prints, per step (µs, medians of `repeats` interleaved epochs):
 - the layers: `Trainer.fit`; the same nnrun calls in a plain loop over `minibatches`; the same
   over batches sliced beforehand; and the floor, the same aten calls written out in a plain loop
   (what is left when every Python layer of nnrun is gone). The differences are each layer's cost;
+- the epoch-end pass of `fit` (the loss of the final weights over the whole set, 400×100
+  activations: above `nnrun.threads.LARGE`, so on every thread), per step;
 - the parts of the step, timed one by one with `time.perf_counter` around each (its own ~0.1 µs
   per call is in them);
 - the aten calls of one `fit` step under torch.profiler (top-level calls only, their CPU time with
@@ -206,6 +208,24 @@ def report(threads: int, repeats: int) -> None:
         extra = "" if previous is None else f"  ({previous - micros:+.1f} µs peeled off)"
         print(f"  {name:<42} {micros:7.1f} µs  {micros / floor:4.2f}× floor{extra}")
         previous = micros
+    ends = []
+    for _ in range(repeats):  # timed inside fit: after 400 steps on one thread, as it runs there
+        trainer = fit(case)
+        end_epoch = trainer._end_epoch
+
+        def timed(mean_batch_loss: float, end_epoch=end_epoch) -> dict:
+            started = time.perf_counter()
+            record = end_epoch(mean_batch_loss)
+            ends.append((time.perf_counter() - started) * 1e6)
+            return record
+
+        trainer._end_epoch = timed  # type: ignore[method-assign]
+        trainer.fit()
+    end = statistics.median(ends)
+    print(
+        f"  of Trainer.fit's, the epoch-end pass over the training set: {end / case.steps:.1f} µs "
+        f"a step ({end:.0f} µs once an epoch)"
+    )
     print("  parts of the step (perf_counter around each, median of the repeats):")
     parts = [part_times(case) for _ in range(repeats)]
     for name in parts[0]:
