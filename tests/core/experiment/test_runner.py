@@ -235,6 +235,7 @@ def stop_in(monkeypatch, run_index, epoch, step=None):
     `step` batches of epoch `epoch`, or with step None at the end of that epoch."""
     real_fit = Trainer.fit
     calls = []
+    monkeypatch.setattr(StopFlag, "requested", False)  # the stop requested is undone afterwards
 
     def fit(self, on_epoch, on_progress=None, on_checkpoint=None):
         calls.append(None)
