@@ -17,6 +17,8 @@ from nnrun.experiment import runner
 from nnrun.experiment.reporting import SilentReporter
 from nnrun.experiment.rundir import RunDirectory
 from nnrun.experiment.runner import Summary, run_experiment, run_groups, run_tasks
+from nnrun.experiment.safefiles import RunDirectoryError
+from nnrun.experiment.train import StopFlag
 
 EXPERIMENT = """
 [experiment]
@@ -189,7 +191,8 @@ class Outcomes(Executor):
         self.context = context
         if not self.generator:
             return iter(self.outcomes)
-        return self._each()
+        self.running = self._each()  # held here, so only run_tasks' close() can close it
+        return self.running
 
     def _each(self):
         try:
@@ -198,7 +201,9 @@ class Outcomes(Executor):
             self.closed = True
 
 
-def test_run_tasks_yields_each_outcomes_entry_and_closes_the_executors_generator(tmp_path):
+def test_run_tasks_yields_each_outcomes_entry_and_closes_the_executors_generator(
+    tmp_path, monkeypatch
+):
     executor = Outcomes(
         [Outcome("a", entry={"name": "a", "status": "ok"}), Outcome("b", error="E: x")]
     )
@@ -208,6 +213,8 @@ def test_run_tasks_yields_each_outcomes_entry_and_closes_the_executors_generator
         entries.close()  # the driver stopped early: the executor's clean-up runs all the same
         assert executor.closed
         assert executor.context.directory == directory.path and not executor.context.should_stop()
+        monkeypatch.setattr(StopFlag, "requested", True)
+        assert executor.context.should_stop() is True  # a Ctrl-C now reaches the executor
         executor = Outcomes([Outcome("b", error="E: x")], generator=False)  # no close: fine
         assert list(run_tasks(executor, [], directory, None, SilentReporter())) == [
             {"name": "b", "status": "failed", "error": "E: x"}
@@ -263,6 +270,28 @@ def test_a_resume_forgets_the_epochs_an_unfinished_run_recorded_after_its_last_c
         assert rewrites == [[records[0], records[1], records[5]]]
 
 
+def test_a_damaged_newest_checkpoint_is_reported_and_the_epochs_after_the_one_before_forgotten(
+    tmp_path, experiment
+):
+    plain = experiment.runs[0]
+    state = {"model": {}, "optimizer": {}, "generator": torch.zeros(1)}
+    with RunDirectory.create(tmp_path / "out") as directory:
+        for epoch in (1, 2, 3):
+            directory.append_metrics({"run": "plain", "epoch": epoch})
+        directory.save_checkpoint("plain", "epoch1", state | {"trainer": {"epoch": 1, "step": 0}})
+        newest = directory.save_checkpoint(
+            "plain", "epoch2", state | {"trainer": {"epoch": 2, "step": 0}}
+        )
+        newest.write_bytes(b"torn")
+        warnings = []
+        runner.forget_unsaved_epochs(directory, [plain], warnings.append)
+        assert directory.read_metrics() == [{"run": "plain", "epoch": 1}]
+    (warning,) = warnings
+    assert "epoch2.pt: damaged" in warning and warning.endswith(
+        "the checkpoint before it, epoch1.pt"
+    )
+
+
 # ------------------------------------------------------------------------------------------------
 # refuse_changed_config
 
@@ -283,6 +312,26 @@ def test_a_resume_may_change_the_executor_and_nothing_else(tmp_path, experiment)
     )
 
 
+def test_a_refused_resume_with_ten_differences_shows_them_all_and_counts_none_more(tmp_path):
+    with RunDirectory.create(tmp_path / "out") as directory:
+        directory.write_config({"experiment": {f"k{i}": i for i in range(10)}}, [])
+        with pytest.raises(ConfigError) as refused:
+            runner.refuse_changed_config(
+                directory, {"experiment": {f"k{i}": i + 1 for i in range(10)}}
+            )
+    shown = "; ".join(f"experiment.k{i}: {i} -> {i + 1}" for i in range(10))
+    assert f"config.toml: {shown}. Start a new run directory" in str(refused.value)
+
+
+def test_summary_json_as_a_symbolic_link_is_refused_on_resume_not_taken_for_a_new_start(
+    tmp_path, experiment
+):
+    with RunDirectory.create(tmp_path / "out") as directory:
+        (directory.path / "summary.json").symlink_to(tmp_path / "nowhere.json")  # dangling too
+        with pytest.raises(RunDirectoryError, match=r"summary\.json"):
+            Summary(directory, experiment, SilentReporter(), resume=True)
+
+
 # ------------------------------------------------------------------------------------------------
 # make_executor and run_experiment
 
@@ -293,6 +342,17 @@ def test_jobs_sets_the_local_executors_worker_processes_and_none_keeps_the_files
     experiment.executor = {"name": "local", "jobs": 2}
     assert runner.make_executor(experiment, registry, None).jobs == 2
     assert experiment.executor == {"name": "local", "jobs": 2}  # the experiment is left as it was
+
+
+def test_jobs_with_an_executor_that_has_no_worker_processes_is_bad_input(experiment):
+    experiment.executor = {"name": "ray"}
+    with pytest.raises(ConfigError) as raised:
+        runner.make_executor(experiment, nnrun.load_registry(), 2)
+    assert str(raised.value) == (
+        "--jobs 2: --jobs sets the local executor's worker processes, and the executor is 'ray', "
+        "which runs as many runs at once as its resources allow; leave --jobs out (or use "
+        "--executor local)"
+    )
 
 
 @pytest.mark.parametrize("out", ["", "  "])
@@ -326,3 +386,12 @@ def test_a_failing_plot_or_report_is_a_warning_and_the_results_stay(tmp_path, mo
     ]
     assert [r["status"] for r in summary["runs"]] == ["ok"]
     assert read_summary(tmp_path / "out") == summary
+
+
+def test_without_out_the_results_go_to_runs_name_timestamp(tmp_path, monkeypatch):
+    path = tmp_path / "e.toml"
+    path.write_text(textwrap.dedent(EXPERIMENT.split("[[runs]]")[0] + '[[runs]]\nname = "plain"\n'))
+    monkeypatch.chdir(tmp_path)
+    summary = run_experiment(nnrun.load_experiment(path))
+    (out,) = (tmp_path / "runs" / "bookkeeping").iterdir()
+    assert read_summary(out) == summary and summary["runs"][0]["status"] == "ok"
