@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from importlib.metadata import version
 
 import pytest
 import torch
@@ -395,3 +396,27 @@ def test_without_out_the_results_go_to_runs_name_timestamp(tmp_path, monkeypatch
     summary = run_experiment(nnrun.load_experiment(path))
     (out,) = (tmp_path / "runs" / "bookkeeping").iterdir()
     assert read_summary(out) == summary and summary["runs"][0]["status"] == "ok"
+
+
+def test_a_resume_reruns_only_the_unfinished_run_and_says_how_many_it_skipped(tmp_path):
+    path = tmp_path / "e.toml"
+    head = EXPERIMENT.split("[[runs]]")[0].replace("seed = 0", 'seed = 0\nrequires = ["torch"]')
+    path.write_text(textwrap.dedent(head + '[[runs]]\nname = "one"\n\n[[runs]]\nname = "two"\n'))
+    out = tmp_path / "out"
+    run_experiment(nnrun.load_experiment(path), out)
+    saved = read_summary(out)
+    saved["runs"][1]["status"] = "failed"
+    (out / "summary.json").write_text(json.dumps(saved))
+
+    class Started(Recorder):
+        def experiment_started(self, experiment, path, skipped):
+            self.started = (path, skipped)
+
+    reporter = Started()
+    summary = run_experiment(nnrun.load_experiment(path), out, resume=True, reporter=reporter)
+    assert reporter.started == (out, 1)
+    assert [e["name"] for e in reporter.finished] == ["two"]
+    assert [r["status"] for r in summary["runs"]] == ["ok", "ok"]
+    environment = json.loads((out / "environment.json").read_text())
+    assert environment["plugins"] == {"nnrun": version("nnrun")}  # the built-ins' distribution
+    assert environment["requires"] == {"torch": version("torch")}
