@@ -17,7 +17,7 @@ from nnrun.executor import Executor, Outcome
 from nnrun.experiment import runner
 from nnrun.experiment.reporting import SilentReporter
 from nnrun.experiment.rundir import RunDirectory
-from nnrun.experiment.runner import Summary, run_experiment, run_groups, run_tasks
+from nnrun.experiment.runner import Interrupted, Summary, run_experiment, run_groups, run_tasks
 from nnrun.experiment.safefiles import RunDirectoryError
 from nnrun.experiment.train import StopFlag
 
@@ -420,3 +420,79 @@ def test_a_resume_reruns_only_the_unfinished_run_and_says_how_many_it_skipped(tm
     environment = json.loads((out / "environment.json").read_text())
     assert environment["plugins"] == {"nnrun": version("nnrun")}  # the built-ins' distribution
     assert environment["requires"] == {"torch": version("torch")}
+
+
+def single_run(tmp_path):
+    path = tmp_path / "e.toml"
+    path.write_text(textwrap.dedent(EXPERIMENT.split("[[runs]]")[0] + '[[runs]]\nname = "plain"\n'))
+    return nnrun.load_experiment(path)
+
+
+def with_executor(host, experiment, execute):
+    """`experiment` on an executor whose `execute` is the function given, and its registry."""
+
+    class Given(Executor):
+        def execute(self, tasks, context):
+            return execute(tasks, context)
+
+    class Plugin:
+        @staticmethod
+        @nnrun.hookimpl
+        def register_executors(register):
+            register("given", Given)
+
+    host.register(Plugin(), name="given-executor")
+    experiment.executor = {"name": "given"}
+    return nnrun.load_registry(host)
+
+
+def test_a_run_interrupted_where_it_ran_interrupts_the_experiment_without_a_local_stop(
+    tmp_path, nnrun_builtins_host
+):
+    experiment = single_run(tmp_path)  # as a preempted cluster job's run comes back
+
+    def preempted(tasks, context):
+        return [Outcome(t.name, entry={"name": t.name, "status": "interrupted"}) for t in tasks]
+
+    registry = with_executor(nnrun_builtins_host, experiment, preempted)
+    with pytest.raises(Interrupted) as raised:
+        run_experiment(experiment, tmp_path / "out", registry=registry)
+    assert str(raised.value) == (
+        f"interrupted; finished runs and checkpoints are saved in {tmp_path / 'out'}. "
+        f"Continue with: nnrun resume {tmp_path / 'out'}"
+    )
+    assert read_summary(tmp_path / "out")["runs"] == [{"name": "plain", "status": "interrupted"}]
+
+
+def test_a_stop_before_any_run_started_interrupts_and_leaves_every_run_pending(
+    tmp_path, nnrun_builtins_host, monkeypatch
+):
+    experiment = single_run(tmp_path)
+
+    def stopped_first(tasks, context):
+        StopFlag.requested = True  # Ctrl-C before the executor started anything
+        return []
+
+    registry = with_executor(nnrun_builtins_host, experiment, stopped_first)
+    monkeypatch.setattr(StopFlag, "requested", False)
+    reporter = Recorder()
+    with pytest.raises(Interrupted):
+        run_experiment(experiment, tmp_path / "out", registry=registry, reporter=reporter)
+    assert read_summary(tmp_path / "out")["runs"] == [{"name": "plain", "status": "pending"}]
+    assert reporter.finished == []
+
+
+def test_tuned_configurations_run_their_studies_after_the_plain_runs(tmp_path):
+    path = tmp_path / "e.toml"
+    runs = EXPERIMENT.split("[[runs]]")
+    path.write_text(textwrap.dedent("[[runs]]".join(runs[:3])))  # plain, tuned
+    summary = run_experiment(nnrun.load_experiment(path), tmp_path / "out")
+    assert [r["name"] for r in summary["runs"]] == [
+        "plain",
+        "tuned/trial=0",
+        "tuned/trial=1",
+        "tuned/best/seed=1",
+        "tuned/best/seed=2",
+    ]
+    assert [g["name"] for g in summary["groups"]] == ["plain", "tuned/best"]
+    assert "tuned" in summary["tune"]
