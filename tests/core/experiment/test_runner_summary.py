@@ -313,15 +313,15 @@ def test_a_resume_may_change_the_executor_and_nothing_else(tmp_path, experiment)
     )
 
 
-def test_a_refused_resume_with_ten_differences_shows_them_all_and_counts_none_more(tmp_path):
+@pytest.mark.parametrize("count, more", [(10, ""), (11, "; and 1 more")])
+def test_a_refused_resume_shows_up_to_ten_differences_and_counts_the_rest(tmp_path, count, more):
     with RunDirectory.create(tmp_path / "out") as directory:
-        directory.write_config({"experiment": {f"k{i}": i for i in range(10)}}, [])
+        directory.write_config({"experiment": {f"k{i:02d}": i for i in range(count)}}, [])
+        changed = {"experiment": {f"k{i:02d}": i + 1 for i in range(count)}}
         with pytest.raises(ConfigError) as refused:
-            runner.refuse_changed_config(
-                directory, {"experiment": {f"k{i}": i + 1 for i in range(10)}}
-            )
-    shown = "; ".join(f"experiment.k{i}: {i} -> {i + 1}" for i in range(10))
-    assert f"config.toml: {shown}. Start a new run directory" in str(refused.value)
+            runner.refuse_changed_config(directory, changed)
+    shown = "; ".join(f"experiment.k{i:02d}: {i} -> {i + 1}" for i in range(10))
+    assert f"config.toml: {shown}{more}. Start a new run directory" in str(refused.value)
 
 
 def test_summary_json_as_a_symbolic_link_is_refused_on_resume_not_taken_for_a_new_start(
@@ -404,6 +404,8 @@ def test_a_resume_reruns_only_the_unfinished_run_and_says_how_many_it_skipped(tm
     path.write_text(textwrap.dedent(head + '[[runs]]\nname = "one"\n\n[[runs]]\nname = "two"\n'))
     out = tmp_path / "out"
     run_experiment(nnrun.load_experiment(path), out)
+    with pytest.raises(ConfigError, match="the directory is not empty; pass --resume"):
+        run_experiment(nnrun.load_experiment(path), out)  # neither resume nor force: refused
     saved = read_summary(out)
     saved["runs"][1]["status"] = "failed"
     (out / "summary.json").write_text(json.dumps(saved))
