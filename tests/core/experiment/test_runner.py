@@ -235,6 +235,7 @@ def stop_in(monkeypatch, run_index, epoch, step=None):
     `step` batches of epoch `epoch`, or with step None at the end of that epoch."""
     real_fit = Trainer.fit
     calls = []
+    monkeypatch.setattr(StopFlag, "requested", False)  # the stop requested is undone afterwards
 
     def fit(self, on_epoch, on_progress=None, on_checkpoint=None):
         calls.append(None)
@@ -624,6 +625,10 @@ def test_the_default_run_directory_is_runs_name_timestamp(tmp_path, monkeypatch)
             ["runs[1].lr: 2 -> 3"],  # not every item has a name: by position
         ),
         ({"a": 1, "z": 2}, {"z": 3, "b": 4}, ["a removed (was 1)", "z: 2 -> 3", "b added (4)"]),
+        ({"x": {"a": 1}}, {"x": 3}, ["x: {'a': 1} -> 3"]),  # a table became a value
+        ({"x": 3}, {"x": {"a": 1}}, ["x: 3 -> {'a': 1}"]),
+        ({"x": [1]}, {"x": 1}, ["x: [1] -> 1"]),  # a list became a value
+        ({"x": 1}, {"x": [1]}, ["x: 1 -> [1]"]),
     ],
 )
 def test_diff_lists_every_difference_by_its_key_path(old, new, differences):
