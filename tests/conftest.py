@@ -12,6 +12,15 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
 
+@pytest.fixture(autouse=True)
+def _no_stop_left_requested(monkeypatch):
+    """A test that asks for a stop (Ctrl-C) and fails before clearing it must not stop the next
+    one: the flag is process-wide, and a worker runs many tests."""
+    from nnrun.experiment.train import StopFlag
+
+    monkeypatch.setattr(StopFlag, "requested", False)
+
+
 @pytest.fixture
 def install_plugin(tmp_path, monkeypatch):
     """Install a throwaway distribution declaring `nnrun` entry points, visible to

@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -197,18 +198,34 @@ def test_a_run_failing_on_a_ray_worker_is_reported_per_run_and_the_others_finish
     assert "RuntimeError: boom" in (tmp_path / "out" / "failures.log").read_text()
 
 
-class StopAfterFirst(SilentReporter):
-    """Ctrl-C as the first run's outcome is recorded."""
+#: Four runs, the second long enough (2000 epochs, a few seconds) that a stop request reaches it
+#: while it runs; the others short (each epoch takes about 2 ms).
+LONGER = EXPERIMENT.replace('[sweep]\n"optimizer.lr" = [0.01, 0.02, 0.03, 0.04]', "") + "".join(
+    f'[[runs]]\nname = "{name}"\ntrain = {{ epochs = {epochs} }}\n'
+    for name, epochs in [("first", 40), ("second", 2000), ("third", 40), ("fourth", 40)]
+)
+
+
+class StopOnceTheSecondRuns(SilentReporter):
+    """Ctrl-C once the first run is recorded and the second has begun (written an epoch), so that
+    the second is stopped while it runs: neither before its worker starts nor after it ends."""
+
+    def __init__(self, out: Path):
+        self.metrics = out / "metrics.jsonl"
 
     def run_finished(self, entry):
-        StopFlag.requested = True
+        deadline = time.monotonic() + 120
+        while not StopFlag.requested:
+            written = self.metrics.read_text() if self.metrics.exists() else ""
+            if '{"run": "second"' in written:
+                StopFlag.requested = True
+            elif time.monotonic() > deadline:
+                raise AssertionError("the second run wrote no epoch within 120 s")
+            else:
+                time.sleep(0.01)
 
 
-#: Runs long enough (about a second each) that a stop request reaches the second while it runs.
-LONGER = EXPERIMENT.replace("epochs = 4", "epochs = 150")
-
-
-@pytest.mark.slow  # a serial run, the interrupted one and its resume: ~20 s
+@pytest.mark.slow  # a serial run, the interrupted one and its resume: ~25 s
 def test_ctrl_c_cancels_the_queued_ray_tasks_and_resume_sends_only_the_unfinished(
     tmp_path, ray_instance, monkeypatch
 ):
@@ -227,9 +244,10 @@ def test_ctrl_c_cancels_the_queued_ray_tasks_and_resume_sends_only_the_unfinishe
         write(tmp_path, LONGER), ["executor.num_cpus=2"], executor="ray"
     )
     with pytest.raises(Interrupted):
-        run_experiment(experiment, out, reporter=StopAfterFirst())
+        run_experiment(experiment, out, reporter=StopOnceTheSecondRuns(out))
     runs = json.loads((out / "summary.json").read_text())["runs"]
     assert [r["status"] for r in runs] == ["ok", "interrupted", "pending", "pending"]
+    assert 0 < runs[1]["epochs"] < 2000
     config = out / "config.toml"
     assert 'name = "ray"' in config.read_text()  # resume continues on the same executor
     run_experiment(nnrun.load_experiment(config), out, resume=True)
@@ -244,12 +262,11 @@ def test_ctrl_c_stops_submitit_jobs_leaving_the_rest_pending_and_resume_finishes
     options = ["executor.cluster=local", "executor.array_parallelism=1"]
     experiment = nnrun.load_experiment(write(tmp_path, LONGER), options, executor="submitit")
     with pytest.raises(Interrupted):
-        run_experiment(experiment, out, reporter=StopAfterFirst())
-    statuses = [r["status"] for r in json.loads((out / "summary.json").read_text())["runs"]]
-    # the second job was running (SIGINT: it checkpoints, or stops before it began); the last
-    # two were never submitted
-    assert statuses[0] == "ok" and statuses[1] in ("interrupted", "pending")
-    assert statuses[2:] == ["pending", "pending"]
+        run_experiment(experiment, out, reporter=StopOnceTheSecondRuns(out))
+    runs = json.loads((out / "summary.json").read_text())["runs"]
+    # the second job was running (SIGINT: it checkpoints); the last two were never submitted
+    assert [r["status"] for r in runs] == ["ok", "interrupted", "pending", "pending"]
+    assert 0 < runs[1]["epochs"] < 2000
     run_experiment(nnrun.load_experiment(out / "config.toml"), out, resume=True)
     assert comparable(out) == comparable(tmp_path / "serial")
 
