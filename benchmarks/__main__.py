@@ -76,6 +76,7 @@ def collect(
             note(f"skipped: CPU only (asked for {device})")
             continue
         torch.set_num_threads(threads)
+        started = time.perf_counter()
         try:
             got = rows(repeats, **kwargs)
         except Exception:
@@ -84,6 +85,7 @@ def collect(
             continue
         finally:
             torch.set_num_threads(threads)
+            print(f"benchmarks.{name}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
         for row in got:
             missing = set(KEYS) - set(row)
             if missing:

@@ -15,7 +15,7 @@ network):
   reporter). The run within the command (`execute_run`) is what is compared, as the config,
   plots and report around it cost a fixed ±0.3 s here that would swamp the difference; the
   whole command's slope is printed beside it. Goal: within 1.05x.
-- per epoch, 1000 one-step epochs (32 samples, batch 32) against 500 of them, likewise.
+- per epoch, 400 one-step epochs (32 samples, batch 32) against 200 of them, likewise.
 - whole experiment: `nnrun examples/x_squared.toml -q` (four runs, `--epochs` each; the file
   says 20, 160,000 steps) and the same four runs as the plain loop (torch.nn + torch.optim,
   autograd, the probes predicted every epoch), each in a fresh process.
@@ -202,11 +202,10 @@ def rows(repeats: int, epochs: int = 1, experiment_repeats: int | None = None) -
             tiny = seed_run_file(work / "tiny")
             one_step = tiny.read_text().replace("n = 2000", "n = 32")
             tiny.write_text(one_step.replace("batch_size = 1", "batch_size = 32"))
-            epoch = slopes(tiny, 500, 1000, repeats)
+            epoch = slopes(tiny, 200, 400, repeats)
             ours, plain = experiment_seconds(work, epochs, experiment_repeats or repeats)
     finally:
         torch.set_num_threads(previous)
-    steps = 2000
     steps = 2000
     return [
         {
@@ -226,7 +225,7 @@ def rows(repeats: int, epochs: int = 1, experiment_repeats: int | None = None) -
             "unit": "µs/epoch",
             "ratio": epoch["run"] / epoch["library"],
             "limit": None,
-            "note": f"32 samples, batch 32; 1000 minus 500 epochs; whole command (report, "
+            "note": f"32 samples, batch 32; 400 minus 200 epochs; whole command (report, "
             f"plots) {epoch['cli'] * 1e6:,.0f} µs/epoch",
         },
         {

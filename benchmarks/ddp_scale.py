@@ -156,12 +156,14 @@ def _timed(step: Any, steps: int) -> float:
     return (time.perf_counter() - started) / steps
 
 
-def measure(repeats: int, quick: bool = False) -> dict[int, dict[str, dict[str, float]]]:
-    """{N: {network: figures}} for N = 1, 2, 3 ranks on this machine."""
+def measure(
+    repeats: int, quick: bool = False, ranks: tuple[int, ...] = RANKS
+) -> dict[int, dict[str, dict[str, float]]]:
+    """{N: {network: figures}} for N in `ranks` (1, 2, 3) on this machine."""
     import torch.multiprocessing as mp
 
     measured = {}
-    for size in RANKS:
+    for size in ranks:
         with tempfile.TemporaryDirectory() as folder:
             rendezvous = f"file://{folder}/rendezvous"
             mp.spawn(_rank, (size, rendezvous, folder, repeats, quick), size)
@@ -232,8 +234,10 @@ def model_rows(measured: dict[int, dict[str, dict[str, float]]], flops: float) -
 
 
 def rows(repeats: int) -> list[dict]:
-    """The measured step times, for `python -m benchmarks`: nnrun against torch DDP."""
-    measured = measure(repeats, quick=repeats < 7)
+    """The measured step times, for `python -m benchmarks`: nnrun against torch DDP, at most one
+    rank per core (more measure the cores' sharing, which the script alone still shows)."""
+    cores = os.cpu_count() or 1
+    measured = measure(repeats, repeats < 7, tuple(n for n in RANKS if n <= max(cores, 1)))
     out = []
     for size, networks in measured.items():
         for name, figures in networks.items():

@@ -1,10 +1,12 @@
 """What sending a run to Ray or submitit costs, against the run itself: the first run of the seed
-experiment (examples/x_squared.toml, `sgd_momentum`, 20 epochs of 2000 steps) executed in this
-process (the reference: the local executor, serial), as one task on a private local Ray instance
-(`address = "local"`, 2 CPUs; started for the experiment, its first task on a new worker, later
-ones on a warm worker) and as one submitit job on this machine (`cluster = "local"`: a new
-process per run, as a SLURM job is). Each repeat does all of them in turn, so a busy machine slows
-them alike; printed are the medians and, from them, what N runs on M machines pay.
+experiment (examples/x_squared.toml, `sgd_momentum`, cut to 5 epochs of 2000 steps) executed in
+this process (the reference: the local executor, serial) and as one task on a private local Ray
+instance (`address = "local"`, 2 CPUs; started for the experiment, its first task on a new
+worker, later ones on a warm worker); and the same run cut to almost nothing, where what is left
+is the overhead, on a warm Ray worker and as one submitit job on this machine (`cluster =
+"local"`: a new process per run, as a SLURM job is). Each repeat does all of them in turn, so a
+busy machine slows them alike; printed are the medians and, from them, what N runs on M
+machines pay.
 
     python benchmarks/executor_overhead.py
     python benchmarks/executor_overhead.py --repeats 7
@@ -24,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "x_squared.toml"
+#: The run: long enough (about half a second) that the overhead is seen next to real work.
+RUN = ["train.epochs=5"]
 #: The same run cut to almost nothing (one epoch of 20 samples): what is left is the overhead.
 TINY = ["train.epochs=1", "data.n=20"]
 
@@ -49,7 +53,7 @@ def measure(repeats: int) -> dict[str, list[float]]:
 
     torch.set_num_threads(1)
     registry = nnrun.load_registry()
-    run = nnrun.load_experiment(EXAMPLE, registry=registry).runs[0]
+    run = nnrun.load_experiment(EXAMPLE, RUN, registry=registry).runs[0]
     tiny = nnrun.load_experiment(EXAMPLE, TINY, registry=registry).runs[0]
     times: dict[str, list[float]] = {
         key: []
@@ -58,7 +62,6 @@ def measure(repeats: int) -> dict[str, list[float]]:
             "ray_start",
             "ray_new_worker",
             "ray_warm",
-            "submitit",
             "tiny_here",
             "tiny_ray",
             "tiny_submitit",
@@ -107,7 +110,6 @@ def measure(repeats: int) -> dict[str, list[float]]:
             finally:
                 ray.shutdown()
             folder = str(Path(temporary) / f"{repeat}-submitit-jobs")
-            times["submitit"].append(execute(Submitit(cluster="local", folder=folder), "submitit"))
             tiny_jobs = Submitit(cluster="local", folder=folder)
             times["tiny_submitit"].append(execute(tiny_jobs, "submitit-tiny", tiny))
     return times
@@ -117,12 +119,14 @@ def rows(repeats: int) -> list[dict[str, Any]]:
     """One row per way of executing the run: its median seconds against the run in this process."""
     times = measure(repeats)
     here = statistics.median(times["here"])
-    note = f"x_squared.toml sgd_momentum, median of {repeats}; reference: the same run in-process"
+    note = (
+        f"x_squared.toml sgd_momentum, {' '.join(RUN)}, median of {repeats}; "
+        "reference: the same run in-process"
+    )
     out = []
     for key, case in (
         ("ray_warm", "run as a Ray task, warm worker"),
         ("ray_new_worker", "run as a Ray task, new worker"),
-        ("submitit", "run as a submitit job (local cluster)"),
     ):
         median = statistics.median(times[key])
         out.append(
