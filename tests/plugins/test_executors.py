@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from experiments import PRUNED
 
 import nnrun
 from nnrun.cli import main
@@ -320,36 +321,8 @@ def test_slurm_where_there_is_none_is_an_error_saying_nothing_ran(tmp_path):
     assert {r["status"] for r in runs} == {"pending"}  # resumable elsewhere
 
 
-#: A study whose grid puts a rate that barely moves the weights after two start-up trials: the
-#: median pruner stops it at the end of its warm-up (tests/core/experiment/test_tuning.py).
-STUDY = """
-[experiment]
-name = "pruned"  # with seed 3, the grid draws 1e-7 fourth
-seed = 3
-
-[data]
-expr = "x**2"
-n = 64
-split = { val = 0.25 }
-
-[model]
-layers = [1, 8, 1]
-activation = "tanh"
-
-[optimizer]
-name = "adam"
-
-[train]
-epochs = 8
-batch_size = 16
-
-[tune]
-method = "grid"
-trials = 4
-final_seeds = 2
-space = { "optimizer.lr" = { choice = [0.03, 0.02, 0.01, 1e-7] } }
-prune = { method = "median", warmup_epochs = 2, startup_trials = 2 }
-"""
+#: tests/core/experiment/test_tuning.py's study, its best configuration rerun over two seeds.
+STUDY = PRUNED.replace("trials = 4\n", "trials = 4\nfinal_seeds = 2\n")
 
 
 def test_a_study_on_ray_draws_prunes_and_reruns_its_best_as_a_serial_one(tmp_path, ray_instance):

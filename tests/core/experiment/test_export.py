@@ -11,38 +11,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from experiments import two_optimizers
 
 from nnrun.cli import main
 
-SEEDED = """
-[experiment]
-name = "exported"
-seed = 11
-seeds = [0, 1]
-
-[data]
-expr = "x**2"
-n = 24
-noise = 0.1
-split = { val = 0.25 }
-
-[model]
-layers = [1, 4, 1]
-
-[optimizer]
-name = "sgd"
-lr = 0.1
-
-[train]
-epochs = 3
-
-[[runs]]
-name = "sgd"
-
-[[runs]]
-name = "adam"
-optimizer = { name = "adam", lr = 0.01 }
-"""
+SEEDED = two_optimizers("exported", 11, [0, 1], 3)
 #: What the experiment file says each group's optimizer is: the independent reference.
 EXPECTED = {"sgd": ("sgd", 0.1), "adam": ("adam", 0.01)}
 

@@ -10,42 +10,14 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from experiments import two_optimizers
 from scipy import stats
 
 import nnrun
 from nnrun.cli import main
 from nnrun.experiment.assemble import make_data
 
-SEEDED = """
-[experiment]
-name = "seeded"
-seed = 11
-seeds = [0, 1, 2]
-
-[data]
-expr = "x**2"
-n = 24
-noise = 0.1
-split = { val = 0.25 }
-
-[model]
-layers = [1, 4, 1]
-
-[optimizer]
-name = "sgd"
-lr = 0.1
-
-[train]
-epochs = 2
-shuffle = true
-
-[[runs]]
-name = "sgd"
-
-[[runs]]
-name = "adam"
-optimizer = { name = "adam", lr = 0.01 }
-"""
+SEEDED = two_optimizers("seeded", 11, [0, 1, 2], 2, train="shuffle = true\n")
 
 
 def write(folder, text=SEEDED):

@@ -14,45 +14,20 @@ import numpy as np
 import pytest
 import vl_convert
 from click.testing import CliRunner
+from experiments import two_optimizers
 from scipy import stats
 
 from nnrun.cli import main
 from nnrun.experiment import report_html as report
 from nnrun.experiment.export import Tables
 
-EXPERIMENT = """
-[experiment]
-name = "reported"
-seed = 5
-seeds = [0, 1, 2]
-
-[data]
-expr = "x**2"
-n = 24
-noise = 0.1
-split = { val = 0.25 }
-
-[model]
-layers = [1, 4, 1]
-
-[optimizer]
-name = "sgd"
-lr = 0.1
-
-[train]
-epochs = 3
-
-[[runs]]
-name = "sgd"
-
-[[runs]]
-name = "adam"
-optimizer = { name = "adam", lr = 0.01 }
-
-[[runs]]
-name = "blows-up"
-optimizer = { name = "sgd", lr = 1e6 }
-"""
+EXPERIMENT = two_optimizers(
+    "reported",
+    5,
+    [0, 1, 2],
+    3,
+    runs='\n[[runs]]\nname = "blows-up"\noptimizer = { name = "sgd", lr = 1e6 }\n',
+)
 
 
 class Page(HTMLParser):

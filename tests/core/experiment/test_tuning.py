@@ -13,6 +13,7 @@ import textwrap
 import time
 
 import pytest
+from experiments import PRUNED
 
 import nnrun
 from nnrun.errors import NnrunError
@@ -205,35 +206,6 @@ def test_resuming_a_finished_tuned_run_runs_nothing_again(tmp_path):
     before = metrics(out)
     run_experiment(nnrun.load_experiment(out / "config.toml"), out, resume=True)
     assert metrics(out) == before
-
-
-PRUNED = """
-[experiment]
-name = "pruned"
-seed = 3  # the grid's order for this seed: 0.03, 0.01, 0.02, then 1e-7
-
-[data]
-expr = "x**2"
-n = 64
-split = { val = 0.25 }
-
-[model]
-layers = [1, 8, 1]
-activation = "tanh"
-
-[optimizer]
-name = "adam"
-
-[train]
-epochs = 8
-batch_size = 16
-
-[tune]
-method = "grid"
-trials = 4
-space = { "optimizer.lr" = { choice = [0.03, 0.02, 0.01, 1e-7] } }
-prune = { method = "median", warmup_epochs = 2, startup_trials = 2 }
-"""
 
 
 @pytest.mark.parametrize("method", ["median", "asha"])
