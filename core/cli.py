@@ -226,7 +226,6 @@ def run_command(
         if out is None:
             raise click.UsageError("--resume needs --out DIR (the run directory to continue)")
         seed = _saved_seed(out)
-    flags = [("--resume", resume), ("--force", force), ("-q", quiet), ("--json", as_json)]
     _run(
         file,
         overrides,
@@ -244,9 +243,15 @@ def run_command(
             str(file),
             *(["--out", str(out)] if out is not None else []),
             *[arg for text in overrides for arg in ("-o", text)],
-            *[flag for flag, given in [*flags, ("--runs", every_run)] if given],
+            *[flag for flag, given in [("--resume", resume), ("--force", force)] if given],
+            *_output_flags(quiet, as_json, every_run),
         ],
     )
+
+
+def _output_flags(quiet: bool, as_json: bool, every_run: bool) -> list[str]:
+    """The output options given, as each rank's command line repeats them."""
+    return [f for f, given in [("-q", quiet), ("--json", as_json), ("--runs", every_run)] if given]
 
 
 def _saved_seed(run_dir: Path) -> int | None:
@@ -290,15 +295,7 @@ def resume_command(
         as_json=as_json,
         every_run=every_run,
         nproc=nproc,
-        rank_args=[
-            "resume",
-            str(run_dir),
-            *[
-                f
-                for f, given in [("-q", quiet), ("--json", as_json), ("--runs", every_run)]
-                if given
-            ],
-        ],
+        rank_args=["resume", str(run_dir), *_output_flags(quiet, as_json, every_run)],
     )
 
 
@@ -386,10 +383,11 @@ def _follow(
 
     try:
         experiment = load_experiment(file, overrides, registry, seed, nproc=world.local_size)
-    except NnrunError:  # rank 0 finds it too and prints it; torchrun then ends this rank
+    except NnrunError as error:  # rank 0 finds it too and prints it; torchrun then ends this rank
         import time
 
         time.sleep(60)  # exiting first would make this rank the failure torchrun reports
+        click.echo(f"Error (rank {world.rank}): {error}", err=True)  # rank 0 did not: say it here
         sys.exit(EXIT_BAD_INPUT)
     first = experiment.runs[0]
     parallel = distributed.DataParallel.start(world, settings(first), first.experiment.device)

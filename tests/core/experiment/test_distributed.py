@@ -244,6 +244,31 @@ def test_nproc_with_jobs_is_refused_before_anything_runs(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (
+            ["FILE", "--out", "OUT", "-o", "train.epochs=1", "--force", "-q", "--json"],
+            ["FILE", "--out", "OUT", "-o", "train.epochs=1", "--force", "-q", "--json"],
+        ),
+        (["resume", "OUT", "--runs"], ["resume", "OUT", "--runs"]),
+    ],
+)
+def test_nproc_starts_each_rank_with_the_command_as_given_less_nproc(
+    tmp_path, monkeypatch, command, expected
+):
+    from nnrun.experiment import distributed
+
+    path, out = experiment(tmp_path), tmp_path / "out"
+    CliRunner().invoke(main, [str(path), "--out", str(out), "-q"])  # a run directory to resume
+    started = []
+    monkeypatch.setattr(distributed, "launch", lambda n, args: started.append((n, args)) or 0)
+    paths = {"FILE": str(path), "OUT": str(out)}
+    result = CliRunner().invoke(main, [paths.get(a, a) for a in command] + ["--nproc", "2"])
+    assert result.exit_code == 0, result.output
+    assert started == [(2, [paths.get(a, a) for a in expected])]
+
+
 # -- torchrun end to end ------------------------------------------------------------------------
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
